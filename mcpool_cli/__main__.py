@@ -1,0 +1,3 @@
+from mcpool_cli.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""`mcpool bench` as a library: validate options, run each strategy in turn, build the JSON document."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mcpool_cli import __version__
+from mcpool_cli.errors import UsageProblem
+from mcpool_cli.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.results import RESULT_SCHEMA, RunResult
+from mcpool_cli.runner import RunListener, execute
+from mcpool_cli.server import ServerAddress
+from mcpool_cli.strategies import BUILTIN, is_custom, load_factory
+
+SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # what `mcpool bench` runs without --strategy
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything `mcpool bench` was asked for, validated."""
+
+    strategies: tuple[str, ...]
+    threads: int = 12
+    processes: int = 1
+    pool_size: int = 0
+    relinquish: bool = True
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    keys: int = 10_000
+    value_size: tuple[int, int] = (100, 100)
+    ratio: tuple[int, int] = (9, 1)
+    binary: bool = False
+    behaviors: tuple[tuple[str, int | str], ...] = ()
+    seed: int = 0
+    hang_timeout_s: float = 10.0
+    import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
+
+
+def expand_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Resolve `all`, drop repeats, reject unknown names."""
+    expanded: list[str] = []
+    for name in names or SAFE_DEFAULT:
+        for one in BUILTIN if name == "all" else (name,):
+            if one not in BUILTIN and not is_custom(one):
+                raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, "
+                                   "or module:callable for your own pool")
+            if one not in expanded:
+                expanded.append(one)
+    return tuple(expanded)
+
+
+def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) -> None:
+    """Let pylibmc judge the behaviors now, before any load, rather than in every worker."""
+    import pylibmc
+
+    try:
+        pylibmc.Client(["127.0.0.1:11211"], binary=binary, behaviors=dict(behaviors))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageProblem(f"--behavior: {exc}; see pylibmc's behaviors list") from exc
+
+
+def validate(options: BenchOptions) -> None:
+    """Every check that can fail before load starts: bad behaviors, custom strategies that do not import."""
+    if options.duration_s <= 0:
+        raise UsageProblem("--duration must be longer than 0")
+    if options.hang_timeout_s <= 0:
+        raise UsageProblem("--hang-timeout must be longer than 0")
+    check_behaviors(options.behaviors, options.binary)
+    for name in options.strategies:
+        if is_custom(name):
+            load_factory(name, options.import_path)
+
+
+def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddress, ...], key_prefix: str) -> RunPlan:
+    workload = Workload(keys=options.keys, value_min=options.value_size[0], value_max=options.value_size[1],
+                        get_weight=options.ratio[0], set_weight=options.ratio[1], seed=options.seed,
+                        key_prefix=key_prefix)
+    client = ClientConfig(servers=tuple(s.spec for s in servers), binary=options.binary, behaviors=options.behaviors)
+    return RunPlan(strategy=strategy, client=client, workload=workload, threads=options.threads,
+                   processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
+                   duration_s=options.duration_s, warmup_s=options.warmup_s,
+                   hang_timeout_s=options.hang_timeout_s, import_path=options.import_path)
+
+
+@dataclass
+class BenchSession:
+    """One `mcpool bench` invocation: where it ran, what it measured so far."""
+
+    options: BenchOptions
+    servers: tuple[ServerAddress, ...]
+    embedded: bool
+    server_version: str = ""
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    started_at: str = field(default_factory=lambda: _now())
+    finished_at: str | None = None
+    results: list[RunResult] = field(default_factory=list)
+
+    @property
+    def key_prefix(self) -> str:
+        return f"mcpool:{self.run_id}:"
+
+    @property
+    def interrupted(self) -> bool:
+        return any(r.outcome.outcome == "interrupted" for r in self.results)
+
+    def run(self, listener: RunListener) -> None:
+        """Each strategy in turn against the same server; stops early on Ctrl-C."""
+        for strategy in self.options.strategies:
+            plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
+            self.results.append(execute(plan, listener))
+            if self.interrupted:
+                break
+        self.finished_at = _now()
+
+    def to_json(self) -> dict[str, Any]:
+        options = asdict(self.options)
+        options.pop("import_path")
+        return {
+            "schema": RESULT_SCHEMA, "mcpool_version": __version__, "command": "bench", "run_id": self.run_id,
+            "started_at": self.started_at, "finished_at": self.finished_at or _now(),
+            "interrupted": self.interrupted,
+            "server": {"addresses": [s.spec for s in self.servers], "embedded": self.embedded,
+                       "version": self.server_version},
+            "options": options,
+            "runs": [result.to_json() for result in self.results],
+        }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

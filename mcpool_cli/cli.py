@@ -1,0 +1,60 @@
+"""The `mcpool` command line: parse, build a plan, call the library, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from mcpool_cli import __version__
+from mcpool_cli.commands.bench import bench
+from mcpool_cli.environment import Environment
+from mcpool_cli.errors import ExitCode, UsageProblem
+
+
+class McpoolGroup(click.Group):
+    """Turns every user-facing failure into one line on stderr and the documented exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"mcpool: error: {exc.format_message()}", err=True)
+            sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        except UsageProblem as exc:
+            click.echo(f"mcpool: error: {exc}", err=True)
+            sys.exit(ExitCode.USAGE)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("mcpool: interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+
+
+@click.group(cls=McpoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mcpool")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Load-test and diagnose how a threaded Python program shares pylibmc clients.
+
+    \b
+    Example:
+      mcpool bench --strategy fifo --threads 12
+    """
+    ctx.obj = ctx.obj or Environment()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point; SIGTERM cleans up like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    cli(prog_name="mcpool")
+
+
+cli.add_command(bench)

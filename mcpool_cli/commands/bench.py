@@ -1,0 +1,146 @@
+"""`mcpool bench`: drive memcached through each client strategy and report latency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from typing import Any
+
+import click
+
+from mcpool_cli.environment import Environment, servers_from_env
+from mcpool_cli.errors import ExitCode
+from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, SERVER, VALUE_SIZE
+
+STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
+                 "(called with the master pylibmc.Client and the thread count; must return an object with a "
+                 "reserve() context manager). Repeatable. Default: fifo, thread-mapped and per-thread.")
+
+
+def write_json(path: str, document: dict[str, Any], env: Environment) -> None:
+    """Write the result document to PATH (atomically) or to stdout for `-`."""
+    text = json.dumps(document, indent=2) + "\n"
+    if path == "-":
+        env.stdout.write(text)
+        env.stdout.flush()
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def make_progress(env: Environment, quiet: bool) -> Any:
+    from rich.console import Console
+
+    from mcpool_cli.progress import LiveProgress, NullProgress, PlainProgress
+
+    if quiet:
+        return NullProgress()
+    if env.stderr_isatty:
+        return LiveProgress(Console(file=env.stderr))
+    return PlainProgress(env.stderr)
+
+
+def connect(ctx: click.Context, servers: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool, str]:
+    """The servers to use (checked), whether mcpool started them, and their version."""
+    from mcpool_cli.server import EmbeddedServer, check_reachable
+
+    servers = servers or servers_from_env()
+    if servers:
+        return servers, False, ", ".join(sorted({check_reachable(s) for s in servers}))
+    embedded = ctx.with_resource(EmbeddedServer())
+    return (embedded.address,), True, check_reachable(embedded.address)
+
+
+def exit_code(session: Any) -> ExitCode:
+    if session.interrupted:
+        return ExitCode.INTERRUPTED
+    if all(result.clean for result in session.results):
+        return ExitCode.OK
+    return ExitCode.PROBLEM
+
+
+def render(session: Any, console: Any) -> None:
+    from rich.text import Text
+
+    from mcpool_cli.report import comparison, run_report
+
+    where = "embedded memcached" if session.embedded else "memcached"
+    options = session.options
+    console.print(Text(f"mcpool bench · {where} {session.server_version} at "
+                       f"{', '.join(s.spec for s in session.servers)} · {options.duration_s:g} s measured after "
+                       f"{options.warmup_s:g} s warm-up · keys {options.keys:,} · get:set "
+                       f"{options.ratio[0]}:{options.ratio[1]}", style="dim"))
+    for result in session.results:
+        console.print(run_report(result))
+    if len(session.results) > 1:
+        console.print(comparison(session.results))
+
+
+@click.command()
+@click.option("--server", "-s", "servers", type=SERVER, multiple=True,
+              help="memcached HOST:PORT to load instead of the embedded server; repeat for several (pylibmc hashes "
+                   "keys across them). Also read from MCPOOL_SERVERS=host:port,host:port.")
+@click.option("--strategy", "strategies", multiple=True, metavar="NAME", help=STRATEGY_HELP)
+@click.option("--threads", "-t", type=click.IntRange(1, 1024), default=12, show_default=True,
+              help="Load threads in each worker process.")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes; each runs --threads threads and its own pool.")
+@click.option("--pool-size", type=click.IntRange(1, 4096), default=None,
+              help="Clients in the FIFO pool (default: one per thread). Fewer than --threads shows pool exhaustion.")
+@click.option("--relinquish/--no-relinquish", default=True, show_default=True,
+              help="Call the pool's relinquish() when a thread exits (thread-mapped and custom pools).")
+@click.option("--duration", "duration_s", type=DURATION, default="10s", show_default=True,
+              help="How long to measure each strategy: 500ms, 10s, 2m.")
+@click.option("--warmup", "warmup_s", type=DURATION, default="1s", show_default=True,
+              help="Load before measuring, not counted in ops or latency.")
+@click.option("--keys", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True,
+              help="Size of the key space (all keys are written before the load starts).")
+@click.option("--value-size", type=VALUE_SIZE, default="100", show_default=True,
+              help="Value size in bytes, or a range such as 32-4096 (seeded per key).")
+@click.option("--ratio", type=RATIO, default="9:1", show_default=True, help="GET:SET mix, e.g. 9:1, 1:1, 0:1.")
+@click.option("--binary", is_flag=True, help="Use memcached's binary protocol.")
+@click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
+              help="A pylibmc behavior KEY=VALUE, e.g. tcp_nodelay=1 or retry_timeout=1. Repeatable.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the key, value-size and op sequences.")
+@click.option("--hang-timeout", "hang_timeout_s", type=DURATION, default="10s", show_default=True,
+              help="Kill a worker that makes no progress for this long and report the run as hung.")
+@click.option("--json", "json_path", metavar="FILE", help="Write results as JSON (mcpool.result/1) to FILE, - for stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report.")
+@click.pass_context
+def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], pool_size: int | None,
+          json_path: str | None, quiet: bool, **settings: Any) -> None:
+    """Drive memcached through client strategies from worker processes and report latency.
+
+    Each strategy runs in child processes (a shared client can crash its interpreter), one strategy after
+    another against the same server, and is reported side by side. Exit 0 when every run was clean, 1 when
+    one crashed, hung, failed, returned wrong values or raised errors, 2 for bad input, 130 on Ctrl-C.
+
+    \b
+    Examples:
+      mcpool bench --strategy fifo --threads 12
+      mcpool bench --strategy all --duration 5s --json result.json
+      mcpool bench -s 127.0.0.1:11211 --strategy myapp.cache:make_pool
+    """
+    from rich.console import Console
+
+    from mcpool_cli.bench import BenchOptions, BenchSession, expand_strategies, validate
+
+    env: Environment = ctx.obj
+    options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0, **settings)
+    validate(options)
+    session = BenchSession(options, *connect(ctx, servers))
+    progress = make_progress(env, quiet)
+    try:
+        session.run(progress)
+    finally:
+        if session.interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        progress.close()
+        if json_path:
+            write_json(json_path, session.to_json(), env)
+    render(session, Console(file=env.stderr if json_path == "-" else env.stdout))
+    ctx.exit(exit_code(session))

@@ -1,0 +1,34 @@
+"""Click parameter types over the pure parsers in `units`, so bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from mcpool_cli import units
+from mcpool_cli.errors import UsageProblem
+from mcpool_cli.server import parse_server
+
+
+class ParsedType(click.ParamType):
+    """A click type that delegates to a parser raising UsageProblem."""
+
+    def __init__(self, name: str, parser: Callable[[str], Any]) -> None:
+        self.name = name
+        self._parser = parser
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._parser(value)
+        except UsageProblem as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = ParsedType("duration", units.parse_duration_s)
+VALUE_SIZE = ParsedType("size", units.parse_value_size)
+RATIO = ParsedType("get:set", units.parse_ratio)
+BEHAVIOR = ParsedType("key=value", units.parse_behavior)
+SERVER = ParsedType("host:port", parse_server)

@@ -1,0 +1,74 @@
+"""Frozen run plans: what a worker process is asked to do, serializable to JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The seeded key space, value sizes and GET:SET mix of a run."""
+
+    keys: int = 10_000
+    value_min: int = 100
+    value_max: int = 100
+    get_weight: int = 9
+    set_weight: int = 1
+    seed: int = 0
+    key_prefix: str = "mcpool:run:"
+    ttl_s: int = 3600  # keys on a server mcpool did not start expire by themselves
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How the master pylibmc.Client is built."""
+
+    servers: tuple[str, ...]
+    binary: bool = False
+    behaviors: tuple[tuple[str, int | str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One strategy run: `processes` workers, each with `threads` threads and its own pool."""
+
+    strategy: str
+    client: ClientConfig
+    workload: Workload
+    threads: int = 12
+    processes: int = 1
+    pool_size: int = 0  # FIFO pool size; 0 means one client per thread
+    relinquish: bool = True
+    duration_s: float = 10.0
+    warmup_s: float = 1.0
+    snapshot_interval_s: float = 0.2
+    hang_timeout_s: float = 10.0
+    import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
+
+    @property
+    def effective_pool_size(self) -> int:
+        return self.pool_size or self.threads
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """A RunPlan as one worker process sees it."""
+
+    run: RunPlan
+    worker_index: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkerPlan":
+        raw = json.loads(text)
+        run = dict(raw["run"])
+        client = dict(run.pop("client"))
+        client["servers"] = tuple(client["servers"])
+        client["behaviors"] = tuple(tuple(pair) for pair in client["behaviors"])
+        run["import_path"] = tuple(run["import_path"])
+        plan = RunPlan(client=ClientConfig(**client), workload=Workload(**run.pop("workload")), **run)
+        return cls(run=plan, worker_index=raw["worker_index"])

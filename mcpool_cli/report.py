@@ -1,0 +1,166 @@
+"""Rich renderables for bench results; nothing here prints by itself."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from hdrh.histogram import HdrHistogram
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mcpool_cli.results import OPS, PERCENTILES, RunResult, latency_summary_us
+
+COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
+UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))
+OUTCOME_STYLE = {"ok": "bold green", "crashed": "bold red", "hung": "bold red", "error": "bold red",
+                 "interrupted": "bold yellow"}
+BAR_WIDTH = 40
+
+
+def format_number(value: float) -> str:
+    """About 3 significant digits, never in scientific notation."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
+    """One unit for a whole column, chosen by the column's median value."""
+    present = sorted(v for v in values_us if v is not None)
+    if not present:
+        return "µs", 1.0
+    median = present[len(present) // 2]
+    return next(((name, scale) for name, scale in UNITS if median >= scale), UNITS[-1])
+
+
+def latency_table(result: RunResult) -> Table:
+    """min, mean, percentiles and max for get, set, all ops and pool acquire; one unit per column."""
+    rows = {op: result.stats.histograms[op] for op in OPS}
+    rows["all ops"] = result.stats.all_ops_histogram()
+    rows["acquire"] = result.stats.histograms["acquire"]
+    summaries = {name: latency_summary_us(hist) for name, hist in rows.items()}
+    table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False)
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    units = {key: pick_unit(s[key] for s in summaries.values()) for key, _ in COLUMNS}
+    for key, label in COLUMNS:
+        table.add_column(f"{label} ({units[key][0]})", justify="right")
+    for name, summary in summaries.items():
+        cells = ["-" if summary[key] is None else format_number(summary[key] / units[key][1]) for key, _ in COLUMNS]
+        table.add_row(name, f"{rows[name].get_total_count():,}", *cells)
+    return table
+
+
+def bucket_bounds_us(low_us: float, high_us: float) -> list[float]:
+    """Upper bounds on a 1-2-5 scale that cover [low_us, high_us]."""
+    bounds, exponent = [], math.floor(math.log10(max(low_us, 0.001)))
+    while not bounds or bounds[-1] < high_us:
+        for step in (1, 2, 5):
+            bound = step * 10.0 ** exponent
+            if bound >= low_us and (not bounds or bounds[-1] < high_us):
+                bounds.append(bound)
+        exponent += 1
+    return bounds
+
+
+def histogram_drawing(histogram: HdrHistogram) -> RenderableType:
+    """Bars of the latency distribution on a 1-2-5 scale, with share and cumulative share."""
+    total = histogram.get_total_count()
+    if total == 0:
+        return Text("no successful ops were measured", style="dim")
+    bounds = bucket_bounds_us(histogram.get_min_value() / 1000, histogram.get_max_value() / 1000)
+    counts = [0] * len(bounds)
+    for item in histogram.get_recorded_iterator():
+        value_us = item.value_iterated_to / 1000
+        index = next((i for i, bound in enumerate(bounds) if value_us <= bound), len(bounds) - 1)
+        counts[index] += item.count_added_in_this_iter_step
+    table = Table(title="distribution (all ops)", title_justify="left", box=None, pad_edge=False, show_header=False)
+    for justify in ("right", "left", "right", "right"):
+        table.add_column(justify=justify)
+    peak, cumulative = max(counts), 0
+    for bound, count in zip(bounds, counts):
+        cumulative += count
+        bar = "█" * round(BAR_WIDTH * count / peak) if count else ""
+        unit, scale = pick_unit([bound])
+        table.add_row(f"≤ {format_number(bound / scale)} {unit}", Text(bar, style="cyan"),
+                      f"{100 * count / total:5.1f}%", f"{100 * cumulative / total:5.1f}%")
+    return table
+
+
+def counts_line(result: RunResult) -> Text:
+    stats = result.stats
+    text = Text()
+    items = [("ops", f"{stats.ops():,}"), ("ops/s", f"{result.ops_per_s:,.0f}"),
+             ("errors", f"{result.error_count:,}"), ("wrong values", f"{stats.wrong_values:,}"),
+             ("corrupt", f"{stats.corrupt_values:,}"), ("misses", f"{stats.misses:,}"),
+             ("pool exhausted", f"{stats.pool_exhausted:,}")]
+    for label, value in items:
+        bad = label in ("errors", "wrong values", "corrupt") and value != "0"
+        text.append(f"{label} ", style="dim").append(value, style="bold red" if bad else "bold").append("   ")
+    return text
+
+
+def run_header(result: RunResult) -> Text:
+    outcome = result.outcome.outcome
+    pool = f", pool of {result.pool_size}" if result.pool_size else ""
+    processes = f" × {result.processes} processes" if result.processes > 1 else ""
+    return (Text(result.strategy, style="bold").append(f" · {result.threads} threads{processes}{pool} · ")
+            .append(outcome, style=OUTCOME_STYLE.get(outcome, "bold")))
+
+
+def errors_table(result: RunResult) -> RenderableType | None:
+    if not result.stats.errors and not result.stats.examples:
+        return None
+    lines = Text()
+    for name, count in result.stats.errors.most_common():
+        lines.append(f"  {name}: {count:,}\n", style="red")
+    for example in result.stats.examples:
+        lines.append(f"  {example['kind']} value for {example['key']}: got {example['got']}\n", style="yellow")
+    return Group(Text("errors and anomalies", style="italic"), lines)
+
+
+def run_report(result: RunResult) -> RenderableType:
+    """Everything about one strategy run."""
+    parts: list[RenderableType] = [run_header(result), counts_line(result)]
+    if result.explanation:
+        parts.append(Text(result.explanation, style="yellow"))
+    errors = errors_table(result)
+    if errors is not None:
+        parts.append(errors)
+    if result.stats.out_of_range:
+        parts.append(Text(f"{result.stats.out_of_range:,} latencies were outside the histogram's range "
+                          "(1 ns to 1 h) and are not in the table", style="yellow"))
+    parts += [latency_table(result), histogram_drawing(result.stats.all_ops_histogram()), Text("")]
+    return Group(*parts)
+
+
+def comparison(results: list[RunResult]) -> RenderableType:
+    """Side by side, fastest first, with a relative column and hyperfine-style sentences."""
+    ranked = sorted(results, key=lambda r: r.ops_per_s, reverse=True)
+    fastest = ranked[0].ops_per_s or 1.0
+    table = Table(title="comparison", title_justify="left")
+    for name in ("strategy", "outcome", "ops/s", "relative", "p50", "p99", "errors", "wrong values"):
+        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right")
+    p50s = [r.stats.all_ops_histogram() for r in ranked]
+    unit = pick_unit(latency_summary_us(h)["p50"] for h in p50s)
+    for result, hist in zip(ranked, p50s):
+        summary = latency_summary_us(hist)
+        cells = ["-" if summary[k] is None else f"{format_number(summary[k] / unit[1])} {unit[0]}" for k in ("p50", "p99")]
+        relative = f"{fastest / result.ops_per_s:.2f}" if result.ops_per_s else "-"
+        table.add_row(result.strategy, Text(result.outcome.outcome, style=OUTCOME_STYLE.get(result.outcome.outcome, "")),
+                      f"{result.ops_per_s:,.0f}", relative, *cells, f"{result.error_count:,}",
+                      f"{result.stats.wrong_values:,}")
+    sentences = Text()
+    leader = ranked[0]
+    for other in ranked[1:]:
+        if other.ops_per_s:
+            sentences.append(f"{leader.strategy} ran {leader.ops_per_s / other.ops_per_s:.2f}× faster than "
+                             f"{other.strategy}" + ("" if other.outcome.outcome == "ok" else
+                                                    f" (which {other.outcome.outcome})") + "\n")
+    return Group(table, Text("relative: the fastest strategy's ops/s divided by each one's", style="dim"), sentences)

@@ -1,0 +1,154 @@
+"""memcached servers: parse and check addresses, read `stats`, and run an embedded memcached on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+from mcpool_cli.errors import UsageProblem
+
+INSTALL_HINT = ("install it (Debian/Ubuntu: apt-get install memcached; macOS: brew install memcached) "
+                "or point mcpool at a running server with --server HOST:PORT")
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    host: str
+    port: int
+
+    @property
+    def spec(self) -> str:
+        """The address as pylibmc takes it."""
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+def parse_server(text: str) -> ServerAddress:
+    """Parse `HOST:PORT`, `[IPv6]:PORT` or `HOST` (port 11211)."""
+    text = text.strip()
+    match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", text) or re.match(r"^([^:\s\[\]]+)(?::(\d+))?$", text)
+    if not match:
+        raise UsageProblem(f"server {text!r} is not HOST:PORT (e.g. 127.0.0.1:11211 or [::1]:11211)")
+    port = int(match.group(2) or 11211)
+    if not 0 < port < 65536:
+        raise UsageProblem(f"server {text!r}: port {port} is out of range")
+    return ServerAddress(match.group(1), port)
+
+
+def _command(address: ServerAddress, command: bytes, end: bytes, timeout_s: float) -> bytes:
+    with socket.create_connection((address.host, address.port), timeout=timeout_s) as sock:
+        sock.sendall(command)
+        reply = b""
+        while not reply.endswith(end):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def check_reachable(address: ServerAddress, timeout_s: float = 2.0) -> str:
+    """The server's version; a UsageProblem that says what to do when it cannot be used."""
+    try:
+        socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageProblem(f"server {address.spec}: cannot resolve {address.host!r} ({exc.strerror})") from exc
+    try:
+        reply = _command(address, b"version\r\n", b"\r\n", timeout_s)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageProblem(f"server {address.spec} is unreachable ({reason}); is memcached running there?") from exc
+    if not reply.startswith(b"VERSION "):
+        raise UsageProblem(f"server {address.spec} did not answer like memcached (got {reply[:40]!r})")
+    return reply[len(b"VERSION "):].strip().decode(errors="replace")
+
+
+def server_stats(address: ServerAddress, timeout_s: float = 2.0) -> dict[str, str]:
+    """The server's `stats` as strings by name."""
+    reply = _command(address, b"stats\r\n", b"END\r\n", timeout_s)
+    stats = {}
+    for line in reply.decode(errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] == "STAT":
+            stats[parts[1]] = parts[2]
+    return stats
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedServer:
+    """A memcached that mcpool starts on a free loopback port and always stops.
+
+    Use as a context manager. The process runs in its own session, so a Ctrl-C sent to the terminal reaches
+    mcpool, which then stops it in order.
+    """
+
+    def __init__(self, memory_mb: int = 256, threads: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+        self.memory_mb = memory_mb
+        self.threads = threads
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.address: ServerAddress | None = None
+
+    def start(self) -> ServerAddress:
+        binary = shutil.which("memcached")
+        if binary is None:
+            raise UsageProblem(f"memcached is not on PATH: {INSTALL_HINT}")
+        for _ in range(5):  # another program may take the free port before memcached binds it
+            address = ServerAddress("127.0.0.1", free_loopback_port())
+            if self._try_start(binary, address):
+                self.address = address
+                return address
+        raise UsageProblem(f"could not start memcached on a free loopback port; {INSTALL_HINT}")
+
+    def _try_start(self, binary: str, address: ServerAddress) -> bool:
+        args = [binary, "-l", address.host, "-p", str(address.port), "-U", "0",
+                "-m", str(self.memory_mb), "-t", str(self.threads), *self.extra_args]
+        if os.geteuid() == 0:
+            args += ["-u", "root"]  # memcached refuses to run as root without it
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                check_reachable(address, timeout_s=0.5)
+                return True
+            except UsageProblem:
+                time.sleep(0.02)
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> "EmbeddedServer":
+        try:
+            self.start()
+        except BaseException:  # Ctrl-C while starting must not leave memcached behind
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

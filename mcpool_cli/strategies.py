@@ -1,0 +1,183 @@
+"""Client strategies: one small interface so the worker loop is the same for every way of sharing clients."""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable, ContextManager
+
+BUILTIN = ("shared", "fifo", "thread-mapped", "per-thread")
+DESCRIPTIONS = {
+    "shared": "one pylibmc.Client shared by all threads (the naive way; unsafe)",
+    "fifo": "pylibmc.ClientPool: `with pool.reserve() as mc`, clients rotate FIFO",
+    "thread-mapped": "pylibmc.ThreadMappedPool: a client per thread ident, relinquished on thread exit",
+    "per-thread": "mc.clone() once per thread, kept in a thread-local (what Django does)",
+}
+
+
+class Lease:
+    """A context manager that hands out one fixed client: the cheapest possible reserve()."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __enter__(self) -> Any:
+        return self.client
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+class Strategy:
+    """Hands a client to one operation at a time.
+
+    `reserve()` returns a context manager yielding a client and may raise `queue.Empty` when a pool is
+    exhausted; the loop counts that and calls `reserve_waiting()`, which waits for a client.
+    """
+
+    name = ""
+
+    def reserve(self) -> ContextManager[Any]:
+        raise NotImplementedError
+
+    def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
+        """Retry `reserve()` until a client is free; raise queue.Empty once `deadline_ns` has passed."""
+        while True:
+            time.sleep(0.0002)
+            try:
+                return self.reserve()
+            except queue.Empty:
+                if time.perf_counter_ns() >= deadline_ns:
+                    raise
+
+    def thread_done(self) -> None:
+        """Called by each load thread as it exits."""
+
+    def close(self) -> None:
+        """Called once when the worker is done."""
+
+
+class SharedStrategy(Strategy):
+    name = "shared"
+
+    def __init__(self, master: Any) -> None:
+        self._lease = Lease(master)
+
+    def reserve(self) -> ContextManager[Any]:
+        return self._lease
+
+
+class PerThreadStrategy(Strategy):
+    name = "per-thread"
+
+    def __init__(self, master: Any) -> None:
+        self._master = master
+        self._local = threading.local()
+
+    def reserve(self) -> ContextManager[Any]:
+        try:
+            return self._local.lease
+        except AttributeError:
+            self._local.lease = Lease(self._master.clone())
+            return self._local.lease
+
+    def thread_done(self) -> None:
+        self._local.__dict__.clear()
+
+
+class FifoStrategy(Strategy):
+    name = "fifo"
+
+    def __init__(self, master: Any, size: int) -> None:
+        import pylibmc
+
+        self._pool = pylibmc.ClientPool(master, size)
+
+    def reserve(self) -> ContextManager[Any]:
+        return self._pool.reserve()
+
+    def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
+        timeout_s = max(0.001, (deadline_ns - time.perf_counter_ns()) / 1e9)
+        client = self._pool.get(True, timeout_s)  # what reserve(block=True) does, bounded in time
+        return _PutBack(self._pool, client)
+
+
+class _PutBack(Lease):
+    """Lends a client taken from a pool and puts it back on exit, like ClientPool.reserve()."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: Any, client: Any) -> None:
+        super().__init__(client)
+        self.pool = pool
+
+    def __exit__(self, *exc: object) -> bool:
+        self.pool.put(self.client)
+        return False
+
+
+class PoolStrategy(Strategy):
+    """Any object with pylibmc's pool interface: `reserve()` and, optionally, `relinquish()`."""
+
+    def __init__(self, name: str, pool: Any, relinquish: bool) -> None:
+        self.name = name
+        self._pool = pool
+        self._relinquish = relinquish and callable(getattr(pool, "relinquish", None))
+
+    def reserve(self) -> ContextManager[Any]:
+        return self._pool.reserve()
+
+    def thread_done(self) -> None:
+        if self._relinquish:
+            self._pool.relinquish()
+
+
+def is_custom(name: str) -> bool:
+    return ":" in name
+
+
+def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Import `module:callable`; every failure becomes one UsageProblem line."""
+    from mcpool_cli.errors import UsageProblem
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UsageProblem(f"custom strategy {spec!r} must look like module:callable, e.g. myapp.cache:make_pool")
+    for entry in reversed(import_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way
+        raise UsageProblem(
+            f"custom strategy {spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
+            "run from the folder that holds it or add it to PYTHONPATH"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UsageProblem(f"custom strategy {spec!r}: {module_name} has no callable named {attr!r}")
+    return factory
+
+
+def build_strategy(name: str, master: Any, threads: int, pool_size: int, relinquish: bool,
+                   import_path: tuple[str, ...] = ()) -> Strategy:
+    """The strategy called `name`, built around the master client."""
+    import pylibmc
+
+    if name == "shared":
+        return SharedStrategy(master)
+    if name == "per-thread":
+        return PerThreadStrategy(master)
+    if name == "fifo":
+        return FifoStrategy(master, pool_size)
+    if name == "thread-mapped":
+        return PoolStrategy(name, pylibmc.ThreadMappedPool(master), relinquish)
+    pool = load_factory(name, import_path)(master, threads)
+    if not callable(getattr(pool, "reserve", None)):
+        raise TypeError(f"{name} returned {type(pool).__name__}, which has no reserve() method")
+    return PoolStrategy(name, pool, relinquish)

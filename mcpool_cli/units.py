@@ -1,0 +1,66 @@
+"""Pure parsers for the textual option values: durations, sizes, ratios, behaviors."""
+
+from __future__ import annotations
+
+import re
+
+from mcpool_cli.errors import UsageProblem
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
+_SECONDS_PER_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """Parse `500ms`, `10s`, `2m`, `1.5` (seconds) into seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise UsageProblem(f"{text!r} is not a duration; use e.g. 500ms, 10s or 2m")
+    return float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+
+
+def parse_value_size(text: str) -> tuple[int, int]:
+    """Parse `100` or a range `32-4096` into (min_bytes, max_bytes)."""
+    match = re.match(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", str(text))
+    if not match:
+        raise UsageProblem(f"{text!r} is not a value size; use bytes like 100 or a range like 32-4096")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if low < 1 or high < low:
+        raise UsageProblem(f"value size {text!r} must be at least 1 byte, and a range must go from low to high")
+    if high > 1024 * 1024:
+        raise UsageProblem(f"value size {text!r} is over memcached's default 1 MiB item limit")
+    return low, high
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    """Parse `GET:SET` such as `9:1` into (get_weight, set_weight)."""
+    match = re.match(r"^\s*(\d+)\s*:\s*(\d+)\s*$", str(text))
+    if not match or int(match.group(1)) + int(match.group(2)) == 0:
+        raise UsageProblem(f"{text!r} is not a GET:SET ratio; use e.g. 9:1, 1:1 or 0:1")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_behavior(text: str) -> tuple[str, int | str]:
+    """Parse a pylibmc behavior `KEY=VALUE`; numbers and true/false become ints."""
+    name, sep, raw = str(text).partition("=")
+    if not sep or not name.strip() or not raw.strip():
+        raise UsageProblem(f"{text!r} is not a behavior; use KEY=VALUE such as tcp_nodelay=1")
+    raw = raw.strip()
+    lowered = raw.lower()
+    if lowered in ("true", "yes", "on"):
+        return name.strip(), 1
+    if lowered in ("false", "no", "off"):
+        return name.strip(), 0
+    try:
+        return name.strip(), int(raw)
+    except ValueError:
+        return name.strip(), raw
+
+
+def format_duration_us(value_us: float) -> str:
+    """Render a latency with a unit chosen for its size (µs, ms or s), 3 significant digits."""
+    if value_us >= 1_000_000:
+        return f"{value_us / 1_000_000:.3g} s"
+    if value_us >= 1000:
+        return f"{value_us / 1000:.3g} ms"
+    return f"{value_us:.3g} µs"

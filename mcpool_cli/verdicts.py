@@ -1,0 +1,46 @@
+"""Plain-words explanations of how a run ended and what it saw."""
+
+from __future__ import annotations
+
+from mcpool_cli.results import RunResult
+
+SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every call, so threads that share one "
+               "corrupt each other's requests and replies. Give each thread its own client "
+               "(--strategy per-thread) or use a pool (fifo, thread-mapped).")
+
+
+def _seen_before(result: RunResult) -> str:
+    stats = result.stats
+    parts = [f"{stats.ops():,} measured ops"]
+    if result.error_count:
+        top = ", ".join(f"{name} {count:,}" for name, count in stats.errors.most_common(3))
+        parts.append(f"{result.error_count:,} errors ({top})")
+    if stats.wrong_values:
+        parts.append(f"{stats.wrong_values:,} values of another key")
+    if stats.corrupt_values:
+        parts.append(f"{stats.corrupt_values:,} corrupt values")
+    if stats.misses:
+        parts.append(f"{stats.misses:,} misses")
+    return "Before that it saw " + ", ".join(parts) + "."
+
+
+def explain(result: RunResult, hang_timeout_s: float) -> str:
+    """Why the run ended as it did, and what to do; empty for a clean run."""
+    outcome = result.outcome
+    hint = SHARED_HINT if result.strategy == "shared" else ""
+    if outcome.outcome == "crashed":
+        said = f' after the C library printed "{outcome.stderr_tail}"' if outcome.stderr_tail else ""
+        text = (f"A worker process was killed by {outcome.signal}{said}. That is the interpreter dying, "
+                f"typically memory corruption inside libmemcached. {_seen_before(result)}")
+    elif outcome.outcome == "hung":
+        text = (f"A worker made no progress for {hang_timeout_s:g} s and was killed: threads were stuck in a "
+                f"call that never returned. {_seen_before(result)}")
+    elif outcome.outcome == "error":
+        text = f"A worker stopped with a Python error: {outcome.message}. {_seen_before(result)}"
+    elif outcome.outcome == "interrupted":
+        text = f"Interrupted (Ctrl-C); the figures cover the time measured until then. {_seen_before(result)}"
+    elif result.stats.wrong_values or result.stats.corrupt_values or result.error_count:
+        text = f"The run finished, but not cleanly. {_seen_before(result)}"
+    else:
+        return ""
+    return f"{text} {hint}".strip()

@@ -1,0 +1,188 @@
+"""A worker process: reads its plan on stdin, runs the load threads, streams JSON-line snapshots on stdout.
+
+Run as `python -m mcpool_cli.worker`. It never reports on itself: if a strategy corrupts memory and the
+interpreter dies, the parent still holds every snapshot streamed before.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import sys
+import threading
+import time
+from array import array
+from typing import Any, BinaryIO
+
+from mcpool_cli.loop import MAX_EXAMPLES, Batch, LoopTiming, run_load
+from mcpool_cli.plan import ClientConfig, WorkerPlan
+from mcpool_cli.strategies import build_strategy
+from mcpool_cli.workload import KeySpace, build_key_space, build_schedule
+
+POPULATE_CHUNK = 500
+
+
+class Emitter:
+    """Writes one JSON object per line to the parent; safe to call from any thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        import json
+
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+def encode_ns(values: list[int]) -> str:
+    """Latencies in ns as base64 of little-endian int64s: 8 bytes a value, cheap to ship."""
+    data = array("q", values)
+    if sys.byteorder != "little":
+        data.byteswap()
+    return base64.b64encode(data.tobytes()).decode("ascii")
+
+
+def merge_batches(batches: list[Batch]) -> Batch:
+    """One Batch holding the sum of several."""
+    total = Batch()
+    for batch in batches:
+        total.completed += batch.completed
+        total.get_ns += batch.get_ns
+        total.set_ns += batch.set_ns
+        total.acquire_ns += batch.acquire_ns
+        total.failed = [a + b for a, b in zip(total.failed, batch.failed)]
+        for name, count in batch.errors.items():
+            total.errors[name] = total.errors.get(name, 0) + count
+        total.wrong_values += batch.wrong_values
+        total.corrupt_values += batch.corrupt_values
+        total.misses += batch.misses
+        total.exhausted += batch.exhausted
+        total.examples += batch.examples[: MAX_EXAMPLES - len(total.examples)]
+    return total
+
+
+def snapshot_message(batch: Batch, elapsed_s: float) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "t_s": round(elapsed_s, 4),
+        "completed": batch.completed,
+        "failed": {"get": batch.failed[0], "set": batch.failed[1]},
+        "lat_ns": {"get": encode_ns(batch.get_ns), "set": encode_ns(batch.set_ns),
+                   "acquire": encode_ns(batch.acquire_ns)},
+        "errors": batch.errors,
+        "wrong_values": batch.wrong_values,
+        "corrupt_values": batch.corrupt_values,
+        "misses": batch.misses,
+        "exhausted": batch.exhausted,
+        "examples": batch.examples,
+    }
+
+
+def make_master_client(config: ClientConfig) -> Any:
+    import pylibmc
+
+    return pylibmc.Client(list(config.servers), binary=config.binary, behaviors=dict(config.behaviors))
+
+
+def populate(client: Any, space: KeySpace, plan: WorkerPlan, ttl_s: int, emitter: Emitter) -> None:
+    """Write this worker's share of the key space so that gets find their values."""
+    mine = range(plan.worker_index, len(space.keys), plan.run.processes)
+    for start in range(0, len(mine), POPULATE_CHUNK):
+        chunk = mine[start:start + POPULATE_CHUNK]
+        failed = client.set_multi({space.keys[i]: space.values[i] for i in chunk}, time=ttl_s)
+        if failed:
+            raise RuntimeError(f"could not write {len(failed)} keys while filling the key space")
+        emitter.send({"type": "progress", "phase": "populate", "completed": len(chunk)})
+
+
+def watch_parent() -> None:
+    """Exit at once when the parent goes away (stdin closes), so no worker outlives mcpool."""
+    sys.stdin.buffer.read()
+    os._exit(70)
+
+
+def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
+                  sink: queue.SimpleQueue) -> list[threading.Thread]:
+    run = plan.run
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index  # never reused within a run
+        schedule = build_schedule(run.workload, token)
+
+        def body(schedule: list[tuple[int, int]] = schedule) -> None:
+            try:
+                run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink.put)
+            finally:
+                strategy.thread_done()
+
+        thread = threading.Thread(target=body, name=f"mcpool-load-{token}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def drain(sink: queue.SimpleQueue) -> Batch:
+    batches = []
+    while True:
+        try:
+            batches.append(sink.get_nowait())
+        except queue.Empty:
+            return merge_batches(batches)
+
+
+def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, timing: LoopTiming,
+                      interval_s: float, emitter: Emitter) -> None:
+    """The worker's main thread: ship what the load threads measured, several times a second."""
+    measuring = False
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(interval_s)
+        now = time.perf_counter_ns()
+        if not measuring and now >= timing.measure_start_ns:
+            measuring = True
+            emitter.send({"type": "phase", "phase": "measure"})
+        emitter.send(snapshot_message(drain(sink), (now - timing.measure_start_ns) / 1e9))
+    now = time.perf_counter_ns()
+    emitter.send(snapshot_message(drain(sink), (min(now, timing.end_ns) - timing.measure_start_ns) / 1e9))
+
+
+def run_worker(plan: WorkerPlan, emitter: Emitter) -> None:
+    run = plan.run
+    master = make_master_client(run.client)
+    strategy = build_strategy(run.strategy, master, run.threads, run.effective_pool_size,
+                              run.relinquish, run.import_path)
+    space = build_key_space(run.workload)
+    populate(master.clone(), space, plan, run.workload.ttl_s, emitter)
+    emitter.send({"type": "phase", "phase": "warmup"})
+    start = time.perf_counter_ns()
+    measure_start = start + int(run.warmup_s * 1e9)
+    timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9),
+                        int(run.snapshot_interval_s * 1e9 / 2))
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    threads = start_threads(plan, strategy, space, timing, sink)
+    stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
+    strategy.close()
+
+
+def main() -> None:
+    plan = WorkerPlan.from_json(sys.stdin.buffer.readline().decode())
+    threading.Thread(target=watch_parent, daemon=True).start()
+    emitter = Emitter(sys.stdout.buffer)
+    emitter.send({"type": "hello", "pid": os.getpid()})
+    try:
+        run_worker(plan, emitter)
+    except Exception as exc:  # reported to the parent as the run's `error` outcome
+        emitter.send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        sys.stdout.flush()
+        os._exit(1)
+    emitter.send({"type": "done"})
+    sys.stdout.flush()
+    os._exit(0)  # do not wait for a load thread a broken strategy left blocked
+
+
+if __name__ == "__main__":
+    main()
