@@ -20,9 +20,9 @@ class McpoolGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
         try:
-            return super().main(*args, **kwargs)
+            code = super().main(*args, **kwargs)  # a command's ctx.exit(N) comes back as N
         except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
+            code = exc.exit_code
         except click.ClickException as exc:
             click.echo(f"mcpool: error: {exc.format_message()}", err=True)
             sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
@@ -32,6 +32,7 @@ class McpoolGroup(click.Group):
         except (KeyboardInterrupt, click.Abort):
             click.echo("mcpool: interrupted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 @click.group(cls=McpoolGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from mcpool_cli.strategies import Strategy
 from mcpool_cli.workload import GET, SCHEDULE_LENGTH, KeySpace, classify_get
 
 MAX_EXAMPLES = 5
+URGENT_FLUSH_NS = 5_000_000  # evidence of a race is shipped within 5 ms: the process may die right after
 
 
 @dataclass
@@ -28,6 +29,10 @@ class Batch:
     misses: int = 0
     exhausted: int = 0
     examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def has_anomalies(self) -> bool:
+        return bool(self.errors or self.wrong_values or self.corrupt_values or self.misses)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]
             _count_error(batch, exc)
             if due >= measure_start:
                 batch.failed[op] += 1
+            next_flush = min(next_flush, done + URGENT_FLUSH_NS)
         else:
             done = perf_counter_ns()
             lease.__exit__(None, None, None)
@@ -117,6 +123,7 @@ def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]
                 (batch.get_ns if op == GET else batch.set_ns).append(done - acquired)
             if op == GET and got != values[index]:
                 _record_anomaly(batch, classify_get(key, values[index], got), key, got)
+                next_flush = min(next_flush, done + URGENT_FLUSH_NS)
         batch.completed += 1
         if done >= next_flush:
             sink(batch)

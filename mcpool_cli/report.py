@@ -45,12 +45,13 @@ def latency_table(result: RunResult) -> Table:
     rows["all ops"] = result.stats.all_ops_histogram()
     rows["acquire"] = result.stats.histograms["acquire"]
     summaries = {name: latency_summary_us(hist) for name, hist in rows.items()}
-    table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False)
+    table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False,
+                  collapse_padding=True)
     table.add_column("op")
     table.add_column("count", justify="right")
     units = {key: pick_unit(s[key] for s in summaries.values()) for key, _ in COLUMNS}
     for key, label in COLUMNS:
-        table.add_column(f"{label} ({units[key][0]})", justify="right")
+        table.add_column(f"{label} {units[key][0]}", justify="right", no_wrap=True)
     for name, summary in summaries.items():
         cells = ["-" if summary[key] is None else format_number(summary[key] / units[key][1]) for key, _ in COLUMNS]
         table.add_row(name, f"{rows[name].get_total_count():,}", *cells)
@@ -88,8 +89,9 @@ def histogram_drawing(histogram: HdrHistogram) -> RenderableType:
         cumulative += count
         bar = "█" * round(BAR_WIDTH * count / peak) if count else ""
         unit, scale = pick_unit([bound])
-        table.add_row(f"≤ {format_number(bound / scale)} {unit}", Text(bar, style="cyan"),
-                      f"{100 * count / total:5.1f}%", f"{100 * cumulative / total:5.1f}%")
+        share = f"{100 * count / total:5.1f}%" if count * 1000 >= total or not count else " <0.1%"
+        table.add_row(f"≤ {format_number(bound / scale)} {unit}", Text(bar, style="cyan"), share,
+                      f"{100 * cumulative / total:5.1f}%")
     return table
 
 
@@ -136,7 +138,11 @@ def run_report(result: RunResult) -> RenderableType:
     if result.stats.out_of_range:
         parts.append(Text(f"{result.stats.out_of_range:,} latencies were outside the histogram's range "
                           "(1 ns to 1 h) and are not in the table", style="yellow"))
-    parts += [latency_table(result), histogram_drawing(result.stats.all_ops_histogram()), Text("")]
+    if result.stats.ops():
+        parts += [latency_table(result), histogram_drawing(result.stats.all_ops_histogram())]
+    else:
+        parts.append(Text("no operations were measured after the warm-up", style="dim"))
+    parts.append(Text(""))
     return Group(*parts)
 
 

@@ -47,6 +47,7 @@ class WorkerOutcome:
     stderr_tail: str | None = None
     message: str | None = None
     measured_s: float = 0.0
+    lifetime_s: float = 0.0  # from spawn to the end of its output
 
 
 @dataclass
@@ -61,12 +62,14 @@ class RunStats:
     corrupt_values: int = 0
     misses: int = 0
     pool_exhausted: int = 0
+    completed: int = 0  # every finished op, warm-up included
     out_of_range: int = 0  # values HdrHistogram could not hold: counted, never silently dropped
     examples: list[dict[str, str]] = field(default_factory=list)
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         for name, encoded in snap["lat_ns"].items():
             self._record(self.histograms[name], decode_ns(encoded))
+        self.completed += snap["completed"]
         self.failed.update(snap["failed"])
         self.errors.update(snap["errors"])
         self.wrong_values += snap["wrong_values"]
@@ -157,7 +160,7 @@ class RunResult:
             "outcome_detail": {"signal": outcome.signal, "stderr_tail": outcome.stderr_tail,
                                "message": outcome.message, "explanation": self.explanation},
             "duration_s": round(max((w.measured_s for w in self.workers), default=0.0), 3),
-            "ops": stats.ops(), "ops_per_s": round(self.ops_per_s, 1),
+            "ops": stats.ops(), "ops_including_warmup": stats.completed, "ops_per_s": round(self.ops_per_s, 1),
             "error_count": self.error_count, "errors": dict(stats.errors.most_common()),
             "wrong_values": stats.wrong_values, "corrupt_values": stats.corrupt_values,
             "misses": stats.misses, "pool_exhausted": stats.pool_exhausted,

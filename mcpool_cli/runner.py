@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import queue
@@ -47,6 +48,8 @@ class WorkerProcess:
         self.measured_s = 0.0
         self.killed_as = ""
         self.stdout_closed = False
+        self.started = time.monotonic()
+        self.lifetime_s = 0.0
         threading.Thread(target=self._read_stdout, args=(events,), daemon=True).start()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
@@ -83,7 +86,8 @@ class WorkerProcess:
                 self.process.stdin.close()
             except OSError:
                 pass
-        return classify_exit(returncode, self.killed_as, self.messages, list(self.stderr_tail), self.measured_s)
+        outcome = classify_exit(returncode, self.killed_as, self.messages, list(self.stderr_tail), self.measured_s)
+        return dataclasses.replace(outcome, lifetime_s=round(self.lifetime_s, 3))
 
 
 def classify_exit(returncode: int, killed_as: str, messages: list[dict[str, Any]], stderr_tail: list[str],
@@ -131,6 +135,7 @@ class Run:
     def handle(self, worker: WorkerProcess, message: dict[str, Any] | None) -> None:
         if message is None:
             worker.stdout_closed = True
+            worker.lifetime_s = time.monotonic() - worker.started
             return
         kind = message.get("type")
         if kind == "snapshot":

@@ -11,7 +11,7 @@ SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every c
 
 def _seen_before(result: RunResult) -> str:
     stats = result.stats
-    parts = [f"{stats.ops():,} measured ops"]
+    parts = [f"{stats.completed:,} ops ({stats.ops():,} of them after warm-up)"]
     if result.error_count:
         top = ", ".join(f"{name} {count:,}" for name, count in stats.errors.most_common(3))
         parts.append(f"{result.error_count:,} errors ({top})")
@@ -29,8 +29,9 @@ def explain(result: RunResult, hang_timeout_s: float) -> str:
     outcome = result.outcome
     hint = SHARED_HINT if result.strategy == "shared" else ""
     if outcome.outcome == "crashed":
-        said = f' after the C library printed "{outcome.stderr_tail}"' if outcome.stderr_tail else ""
-        text = (f"A worker process was killed by {outcome.signal}{said}. That is the interpreter dying, "
+        said = f'; its last words on stderr were "{outcome.stderr_tail}"' if outcome.stderr_tail else ""
+        text = (f"A worker process was killed by {outcome.signal} {outcome.lifetime_s:.1f} s after it started"
+                f"{said}. That is the interpreter dying, "
                 f"typically memory corruption inside libmemcached. {_seen_before(result)}")
     elif outcome.outcome == "hung":
         text = (f"A worker made no progress for {hang_timeout_s:g} s and was killed: threads were stuck in a "

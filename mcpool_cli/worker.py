@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from array import array
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from mcpool_cli.loop import MAX_EXAMPLES, Batch, LoopTiming, run_load
 from mcpool_cli.plan import ClientConfig, WorkerPlan
@@ -107,7 +107,7 @@ def watch_parent() -> None:
 
 
 def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
-                  sink: queue.SimpleQueue) -> list[threading.Thread]:
+                  sink: Callable[[Batch], None]) -> list[threading.Thread]:
     run = plan.run
     threads = []
     for index in range(run.threads):
@@ -116,7 +116,7 @@ def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: Loop
 
         def body(schedule: list[tuple[int, int]] = schedule) -> None:
             try:
-                run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink.put)
+                run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
             finally:
                 strategy.thread_done()
 
@@ -124,6 +124,18 @@ def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: Loop
         thread.start()
         threads.append(thread)
     return threads
+
+
+def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -> Callable[[Batch], None]:
+    """Batches with errors or wrong values go to the parent at once, from the load thread itself."""
+
+    def put(batch: Batch) -> None:
+        if batch.has_anomalies:
+            emitter.send(snapshot_message(batch, (time.perf_counter_ns() - timing.measure_start_ns) / 1e9))
+        else:
+            sink.put(batch)
+
+    return put
 
 
 def drain(sink: queue.SimpleQueue) -> Batch:
@@ -163,7 +175,7 @@ def run_worker(plan: WorkerPlan, emitter: Emitter) -> None:
     timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9),
                         int(run.snapshot_interval_s * 1e9 / 2))
     sink: queue.SimpleQueue = queue.SimpleQueue()
-    threads = start_threads(plan, strategy, space, timing, sink)
+    threads = start_threads(plan, strategy, space, timing, urgent_sink(sink, timing, emitter))
     stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
     strategy.close()
 
