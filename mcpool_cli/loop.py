@@ -62,13 +62,15 @@ def _count_error(batch: Batch, exc: BaseException) -> None:
     batch.errors[name] = batch.errors.get(name, 0) + 1
 
 
-def _reserve(strategy: Strategy, batch: Batch, end_ns: int) -> Any:
-    """Enter a client lease; a pool that is exhausted is counted, then waited for."""
+def _reserve(strategy: Strategy, batch: Batch, end_ns: int) -> tuple[Any, Any]:
+    """(lease, client): a pool that is exhausted (queue.Empty) is counted, then waited for."""
     try:
-        return strategy.reserve()
+        lease = strategy.reserve()
+        return lease, lease.__enter__()
     except queue.Empty:
         batch.exhausted += 1
-        return strategy.reserve_waiting(end_ns)
+        lease = strategy.reserve_waiting(end_ns)
+        return lease, lease.__enter__()
 
 
 def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]], ttl_s: int,
@@ -94,9 +96,10 @@ def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]
         n += 1
         key = keys[index]
         try:
-            lease = _reserve(strategy, batch, end)
-            client = lease.__enter__()
+            lease, client = _reserve(strategy, batch, end)
         except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
+            if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                break  # waited for a client until the run ended: not an error
             _count_error(batch, exc)
             if due >= measure_start:
                 batch.failed[op] += 1

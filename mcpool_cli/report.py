@@ -150,9 +150,9 @@ def comparison(results: list[RunResult]) -> RenderableType:
     """Side by side, fastest first, with a relative column and hyperfine-style sentences."""
     ranked = sorted(results, key=lambda r: r.ops_per_s, reverse=True)
     fastest = ranked[0].ops_per_s or 1.0
-    table = Table(title="comparison", title_justify="left")
-    for name in ("strategy", "outcome", "ops/s", "relative", "p50", "p99", "errors", "wrong values"):
-        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right")
+    table = Table(title="comparison", title_justify="left", box=None, pad_edge=False)
+    for name in ("strategy", "outcome", "ops/s", "relative", "p50", "p99", "errors", "wrong"):
+        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right", no_wrap=True)
     p50s = [r.stats.all_ops_histogram() for r in ranked]
     unit = pick_unit(latency_summary_us(h)["p50"] for h in p50s)
     for result, hist in zip(ranked, p50s):

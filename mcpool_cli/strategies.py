@@ -36,8 +36,8 @@ class Lease:
 class Strategy:
     """Hands a client to one operation at a time.
 
-    `reserve()` returns a context manager yielding a client and may raise `queue.Empty` when a pool is
-    exhausted; the loop counts that and calls `reserve_waiting()`, which waits for a client.
+    `reserve()` returns a context manager yielding a client; it (or its `__enter__`) may raise `queue.Empty`
+    when a pool is exhausted; the loop counts that and calls `reserve_waiting()`, which waits for a client.
     """
 
     name = ""
@@ -46,11 +46,12 @@ class Strategy:
         raise NotImplementedError
 
     def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
-        """Retry `reserve()` until a client is free; raise queue.Empty once `deadline_ns` has passed."""
+        """A lease that is sure to enter: retry until a client is free, queue.Empty after `deadline_ns`."""
         while True:
             time.sleep(0.0002)
+            lease = self.reserve()
             try:
-                return self.reserve()
+                return _Entered(lease, lease.__enter__())
             except queue.Empty:
                 if time.perf_counter_ns() >= deadline_ns:
                     raise
@@ -60,6 +61,19 @@ class Strategy:
 
     def close(self) -> None:
         """Called once when the worker is done."""
+
+
+class _Entered(Lease):
+    """A lease already entered: hands out its client, and exits the lease it came from."""
+
+    __slots__ = ("lease",)
+
+    def __init__(self, lease: ContextManager[Any], client: Any) -> None:
+        super().__init__(client)
+        self.lease = lease
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self.lease.__exit__(*exc))
 
 
 class SharedStrategy(Strategy):

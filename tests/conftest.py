@@ -1,0 +1,55 @@
+"""Fixtures: a real memcached on a free loopback port, started through mcpool's own server code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mcpool_cli.cli import cli
+from mcpool_cli.server import EmbeddedServer, ServerAddress
+
+TESTS = Path(__file__).parent
+QUICK = ["--duration", "700ms", "--warmup", "200ms", "--keys", "500", "--threads", "3", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def memcached() -> ServerAddress:
+    with EmbeddedServer(memory_mb=64) as server:
+        assert server.address is not None
+        yield server.address
+
+
+@pytest.fixture
+def bench(memcached: ServerAddress, monkeypatch: pytest.MonkeyPatch):
+    """Run `mcpool bench` in-process (workers are real child processes) against the session server."""
+    monkeypatch.chdir(TESTS)  # custom strategies import from the current folder, as for a user
+
+    def run(*args: str, server: bool = True) -> tuple[int, str, str]:
+        extra = ["-s", memcached.spec] if server else []
+        result = CliRunner().invoke(cli, ["bench", *extra, *QUICK, *args])
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+@pytest.fixture
+def bench_json(bench):
+    """Run bench with `--json -` and return (exit code, parsed document, stderr)."""
+
+    def run(*args: str, server: bool = True) -> tuple[int, dict, str]:
+        code, out, err = bench("--json", "-", *args, server=server)
+        return code, json.loads(out), err
+
+    return run
+
+
+def run_mcpool(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run mcpool as a real process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "mcpool_cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=TESTS)

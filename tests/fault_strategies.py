@@ -1,0 +1,104 @@
+"""Test-only custom strategies that fail on purpose, so crash, hang and race detection is deterministic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+
+import pylibmc
+
+
+FAULT_AFTER_S = 0.6  # after the tests' 200 ms warm-up, so measured results exist before the fault
+
+
+class _CountingPool:
+    """A FIFO pool that lets `hook(n, age_s)` act on the n-th reserve(), `age_s` after the first."""
+
+    def __init__(self, master: pylibmc.Client, threads: int) -> None:
+        self.pool = pylibmc.ClientPool(master, threads)
+        self.calls = 0
+        self.first = 0.0
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+            self.first = self.first or time.monotonic()
+        self.hook(n, time.monotonic() - self.first)
+        with self.pool.reserve(block=True) as client:
+            yield client
+
+    def hook(self, n: int, age_s: float) -> None:
+        pass
+
+
+class _Crashing(_CountingPool):
+    def hook(self, n: int, age_s: float) -> None:
+        if age_s >= FAULT_AFTER_S:
+            sys.stderr.write("mcpool-test: double free or corruption (simulated)\n")
+            sys.stderr.flush()
+            os.abort()
+
+
+class _Hanging(_CountingPool):
+    def hook(self, n: int, age_s: float) -> None:
+        if age_s >= FAULT_AFTER_S:
+            threading.Event().wait()  # never set: every thread blocks here
+
+
+class _WrongKey:
+    """Wraps a client so that every 50th get returns the value of another key (a race, simulated)."""
+
+    def __init__(self, client: pylibmc.Client) -> None:
+        self.client = client
+
+    def get(self, key: str):
+        prefix, _, index = key.rpartition("k")
+        return self.client.get(f"{prefix}k{int(index) + 1}")
+
+    def set(self, *args, **kwargs):
+        return self.client.set(*args, **kwargs)
+
+
+class _Racy(_CountingPool):
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+        with self.pool.reserve(block=True) as client:
+            yield _WrongKey(client) if n % 50 == 0 else client
+
+
+def crash_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """Aborts its own process (SIGABRT) 0.6 s into the load, after printing a glibc-like line."""
+    return _Crashing(master, threads)
+
+
+def hang_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """Blocks every thread forever from 0.6 s into the load on."""
+    return _Hanging(master, threads)
+
+
+def racy_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """Every 50th reserve hands out a client whose get returns the next key's value."""
+    return _Racy(master, threads)
+
+
+def broken_factory(master: pylibmc.Client, threads: int) -> None:
+    """Raises inside the worker, as a user's buggy factory would."""
+    raise RuntimeError("pool factory exploded on purpose")
+
+
+def slow_start(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """A normal pool whose construction takes a moment (for interrupt tests)."""
+    time.sleep(0.1)
+    return _CountingPool(master, threads)
+
+
+not_callable = 42

@@ -1,0 +1,134 @@
+"""`mcpool bench` end to end against a real memcached, with workers as real child processes."""
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from mcpool_cli.server import server_stats
+
+
+@pytest.mark.parametrize("strategy", ["per-thread", "fifo", "thread-mapped"])
+def test_safe_strategies_run_clean(bench_json, strategy):
+    code, doc, err = bench_json("--strategy", strategy)
+    assert code == 0, err
+    (run,) = doc["runs"]
+    assert run["strategy"] == strategy and run["outcome"] == "ok"
+    assert run["ops"] > 100 and run["ops_per_s"] > 0
+    assert run["error_count"] == 0 and run["wrong_values"] == 0 and run["corrupt_values"] == 0
+    assert run["by_op"]["get"]["count"] + run["by_op"]["set"]["count"] == run["ops"]
+    assert HdrHistogram.decode(run["histogram"]).get_total_count() == run["ops"]
+    latency = run["latency_us"]
+    assert 0 < latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p99_9"] <= latency["max"]
+    assert run["acquire"]["count"] == run["ops"]
+
+
+def test_json_document_describes_the_run(bench_json, memcached):
+    code, doc, _ = bench_json("--strategy", "per-thread", "--ratio", "1:1", "--value-size", "32-2048")
+    assert doc["schema"] == "mcpool.result/1"
+    assert doc["server"] == {"addresses": [memcached.spec], "embedded": False, "version": "1.6.18"} or \
+        doc["server"]["addresses"] == [memcached.spec]
+    assert doc["options"]["ratio"] == [1, 1] and doc["options"]["value_size"] == [32, 2048]
+    assert doc["interrupted"] is False and doc["finished_at"]
+    run = doc["runs"][0]
+    share = run["by_op"]["set"]["count"] / run["ops"]
+    assert 0.4 < share < 0.6
+
+
+def test_several_strategies_are_compared(bench):
+    code, out, err = bench("--strategy", "fifo", "--strategy", "per-thread")
+    assert code == 0, err
+    assert "comparison" in out
+    assert "ran" in out and "faster than" in out
+
+
+def test_all_includes_every_builtin_and_exits_1_for_shared(bench_json):
+    code, doc, _ = bench_json("--strategy", "all", "--threads", "8", "--hang-timeout", "6s")
+    assert [run["strategy"] for run in doc["runs"]] == ["shared", "fifo", "thread-mapped", "per-thread"]
+    shared = doc["runs"][0]
+    unsafe = shared["outcome"] != "ok" or shared["error_count"] or shared["wrong_values"] or shared["corrupt_values"]
+    assert unsafe, shared
+    assert code == 1
+    assert all(run["outcome"] == "ok" for run in doc["runs"][1:])
+
+
+def test_pool_exhaustion_is_counted_not_fatal(bench_json):
+    code, doc, err = bench_json("--strategy", "fifo", "--threads", "6", "--pool-size", "1")
+    assert code == 0, err
+    run = doc["runs"][0]
+    assert run["outcome"] == "ok" and run["pool_size"] == 1
+    assert run["pool_exhausted"] > 0
+    assert run["acquire"]["latency_us"]["max"] > run["acquire"]["latency_us"]["min"]
+
+
+def test_several_processes_are_merged(bench_json):
+    code, doc, err = bench_json("--strategy", "per-thread", "--processes", "2", "--threads", "2")
+    assert code == 0, err
+    run = doc["runs"][0]
+    assert run["processes"] == 2 and len(run["workers"]) == 2
+    assert all(worker["outcome"] == "ok" for worker in run["workers"])
+
+
+def test_crash_is_classified_with_signal_and_last_words(bench_json):
+    code, doc, _ = bench_json("--strategy", "fault_strategies:crash_pool", "--duration", "5s")
+    assert code == 1
+    run = doc["runs"][0]
+    assert run["outcome"] == "crashed"
+    assert run["outcome_detail"]["signal"] == "SIGABRT"
+    assert run["outcome_detail"]["stderr_tail"] == "mcpool-test: double free or corruption (simulated)"
+    assert "SIGABRT" in run["outcome_detail"]["explanation"]
+    assert run["ops_including_warmup"] > 1000  # what was streamed before the death is kept
+
+
+def test_hang_is_detected_and_killed(bench_json):
+    code, doc, _ = bench_json("--strategy", "fault_strategies:hang_pool", "--duration", "20s",
+                              "--hang-timeout", "1s")
+    assert code == 1
+    run = doc["runs"][0]
+    assert run["outcome"] == "hung"
+    assert "no progress for 1 s" in run["outcome_detail"]["explanation"]
+    assert run["ops_including_warmup"] >= 400
+
+
+def test_python_error_in_worker_is_reported(bench_json):
+    code, doc, _ = bench_json("--strategy", "fault_strategies:broken_factory")
+    assert code == 1
+    run = doc["runs"][0]
+    assert run["outcome"] == "error"
+    assert "pool factory exploded on purpose" in run["outcome_detail"]["message"]
+
+
+def test_wrong_values_are_caught_and_exit_1(bench_json):
+    code, doc, _ = bench_json("--strategy", "fault_strategies:racy_pool")
+    run = doc["runs"][0]
+    assert run["outcome"] == "ok"
+    assert run["wrong_values"] > 0 and run["examples"]
+    assert run["examples"][0]["kind"] == "wrong"
+    assert code == 1
+
+
+def test_servers_from_environment(bench, memcached, monkeypatch):
+    monkeypatch.setenv("MCPOOL_SERVERS", memcached.spec)
+    code, out, err = bench("--strategy", "per-thread", server=False)
+    assert code == 0, err
+    assert f"memcached 1.6" in out and memcached.spec in out
+
+
+def test_embedded_server_is_used_and_stopped(bench_json):
+    code, doc, err = bench_json("--strategy", "per-thread", server=False)
+    assert code == 0, err
+    assert doc["server"]["embedded"] is True
+    host, port = doc["server"]["addresses"][0].rsplit(":", 1)
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=1).close()
+
+
+def test_other_data_is_never_touched(bench, memcached):
+    import pylibmc
+
+    client = pylibmc.Client([memcached.spec])
+    client.set("someone-else:key", b"precious")
+    before = int(server_stats(memcached)["curr_items"])
+    code, _, err = bench("--strategy", "per-thread", "--keys", "300")
+    assert code == 0, err
+    assert client.get("someone-else:key") == b"precious"
+    assert int(server_stats(memcached)["curr_items"]) >= before + 300  # namespaced keys of this run, no flush
