@@ -41,9 +41,9 @@ def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
 
 def latency_table(result: RunResult) -> Table:
     """min, mean, percentiles and max for get, set, all ops and pool acquire; one unit per column."""
-    rows = {op: result.stats.histograms[op] for op in OPS}
+    rows = {op: result.stats.histogram(op) for op in OPS}
     rows["all ops"] = result.stats.all_ops_histogram()
-    rows["acquire"] = result.stats.histograms["acquire"]
+    rows["acquire"] = result.stats.histogram("acquire")
     summaries = {name: latency_summary_us(hist) for name, hist in rows.items()}
     table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False,
                   collapse_padding=True)

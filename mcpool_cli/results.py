@@ -50,12 +50,22 @@ class WorkerOutcome:
     lifetime_s: float = 0.0  # from spawn to the end of its output
 
 
+PENDING_LIMIT = 2_000_000  # raw latencies held before folding them into the histograms (16 MB)
+
+
 @dataclass
 class RunStats:
-    """Everything measured for one strategy, merged across workers as snapshots arrive (parent side)."""
+    """Everything measured for one strategy, merged across workers as snapshots arrive (parent side).
 
-    histograms: dict[str, HdrHistogram] = field(
+    Raw latencies are kept as received and folded into the histograms only when many have piled up or a
+    histogram is read, so that the parent spends little CPU while the load runs on the same cores.
+    """
+
+    _histograms: dict[str, HdrHistogram] = field(
         default_factory=lambda: {name: new_histogram() for name in (*OPS, "acquire")})
+    _pending: list[tuple[str, array]] = field(default_factory=list)
+    _pending_values: int = 0
+    succeeded: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     wrong_values: int = 0
@@ -63,12 +73,17 @@ class RunStats:
     misses: int = 0
     pool_exhausted: int = 0
     completed: int = 0  # every finished op, warm-up included
-    out_of_range: int = 0  # values HdrHistogram could not hold: counted, never silently dropped
+    _out_of_range: int = 0
     examples: list[dict[str, str]] = field(default_factory=list)
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         for name, encoded in snap["lat_ns"].items():
-            self._record(self.histograms[name], decode_ns(encoded))
+            values = decode_ns(encoded)
+            self._pending.append((name, values))
+            self._pending_values += len(values)
+            self.succeeded[name] += len(values)
+        if self._pending_values > PENDING_LIMIT:
+            self._fold()
         self.completed += snap["completed"]
         self.failed.update(snap["failed"])
         self.errors.update(snap["errors"])
@@ -78,21 +93,37 @@ class RunStats:
         self.pool_exhausted += snap["exhausted"]
         self.examples += snap["examples"][: 5 - len(self.examples)]
 
-    def _record(self, histogram: HdrHistogram, values_ns: array) -> None:
-        record = histogram.record_value
-        for value, count in quantize_counts(values_ns).items():
-            if not record(value, count):
-                self.out_of_range += count
+    def _fold(self) -> None:
+        counts: dict[str, Counter] = {name: Counter() for name in self._histograms}
+        for name, values in self._pending:
+            counts[name].update(quantize_counts(values))
+        self._pending, self._pending_values = [], 0
+        for name, by_value in counts.items():
+            record = self._histograms[name].record_value
+            for value, count in by_value.items():
+                if not record(value, count):
+                    self._out_of_range += count
+
+    @property
+    def out_of_range(self) -> int:
+        """Values HdrHistogram could not hold (1 ns to 1 h): counted, never silently dropped."""
+        self._fold()
+        return self._out_of_range
+
+    def histogram(self, name: str) -> HdrHistogram:
+        """The histogram of `get`, `set` or `acquire`, with every value received so far."""
+        self._fold()
+        return self._histograms[name]
 
     def ops(self, op: str | None = None) -> int:
         """Measured operations (successful and failed) of one op type, or of all."""
         names = OPS if op is None else (op,)
-        return sum(self.histograms[n].get_total_count() + self.failed[n] for n in names)
+        return sum(self.succeeded[n] + self.failed[n] for n in names)
 
     def all_ops_histogram(self) -> HdrHistogram:
         merged = new_histogram()
         for name in OPS:
-            merged.add(self.histograms[name])
+            merged.add(self.histogram(name))
         return merged
 
 
@@ -167,7 +198,7 @@ class RunResult:
             "out_of_range_values": stats.out_of_range, "examples": stats.examples,
             "latency_us": latency_summary_us(all_hist), "histogram": encode_histogram(all_hist),
             "histogram_unit": "ns",
-            "by_op": {op: latency_block(stats.histograms[op], stats.ops(op)) for op in OPS},
-            "acquire": latency_block(stats.histograms["acquire"], stats.histograms["acquire"].get_total_count()),
+            "by_op": {op: latency_block(stats.histogram(op), stats.ops(op)) for op in OPS},
+            "acquire": latency_block(stats.histogram("acquire"), stats.succeeded["acquire"]),
             "workers": [vars(w) for w in self.workers],
         }
