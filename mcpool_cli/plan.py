@@ -43,7 +43,7 @@ class RunPlan:
     relinquish: bool = True
     duration_s: float = 10.0
     warmup_s: float = 1.0
-    snapshot_interval_s: float = 0.1
+    snapshot_interval_s: float = 0.25
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
 
