@@ -20,27 +20,34 @@ BAR_WIDTH = 40
 
 
 def format_number(value: float) -> str:
-    """About 3 significant digits, never in scientific notation."""
+    """At least 3 significant digits, never in scientific notation."""
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
         return f"{value:.1f}"
     if value >= 1:
         return f"{value:.2f}"
-    return f"{value:.3f}"
+    if value <= 0:
+        return "0"
+    return f"{value:.{2 - math.floor(math.log10(value))}f}"
+
+
+def unit_for(value_us: float | None) -> tuple[str, float]:
+    """The largest unit in which `value_us` is at least 1."""
+    if value_us is None:
+        return UNITS[-1]
+    return next(((name, scale) for name, scale in UNITS if value_us >= scale), UNITS[-1])
 
 
 def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
     """One unit for a whole column, chosen by the column's median value."""
     present = sorted(v for v in values_us if v is not None)
-    if not present:
-        return "µs", 1.0
-    median = present[len(present) // 2]
-    return next(((name, scale) for name, scale in UNITS if median >= scale), UNITS[-1])
+    return unit_for(present[len(present) // 2] if present else None)
 
 
 def latency_table(result: RunResult) -> Table:
-    """min, mean, percentiles and max for get, set, all ops and pool acquire; one unit per column."""
+    """min, mean, percentiles and max for get, set, all ops and pool acquire; one unit per column, the one
+    that suits the all-ops row."""
     rows = {op: result.stats.histogram(op) for op in OPS}
     rows["all ops"] = result.stats.all_ops_histogram()
     rows["acquire"] = result.stats.histogram("acquire")
@@ -49,7 +56,7 @@ def latency_table(result: RunResult) -> Table:
                   collapse_padding=True)
     table.add_column("op")
     table.add_column("count", justify="right")
-    units = {key: pick_unit(s[key] for s in summaries.values()) for key, _ in COLUMNS}
+    units = {key: unit_for(summaries["all ops"][key]) for key, _ in COLUMNS}  # the main row sets the unit
     for key, label in COLUMNS:
         table.add_column(f"{label} {units[key][0]}", justify="right", no_wrap=True)
     for name, summary in summaries.items():
@@ -147,26 +154,32 @@ def run_report(result: RunResult) -> RenderableType:
 
 
 def comparison(results: list[RunResult]) -> RenderableType:
-    """Side by side, fastest first, with a relative column and hyperfine-style sentences."""
-    ranked = sorted(results, key=lambda r: r.ops_per_s, reverse=True)
-    fastest = ranked[0].ops_per_s or 1.0
+    """Side by side, fastest first, with a relative column and hyperfine-style sentences.
+
+    Runs that did not finish (crashed, hung, error, interrupted) are listed last and left out of the
+    relative figures: what they measured before they stopped is no throughput to compare.
+    """
+    ranked = sorted(results, key=lambda r: (r.outcome.outcome == "ok", r.ops_per_s), reverse=True)
+    finished = [r for r in ranked if r.outcome.outcome == "ok" and r.ops_per_s]
+    summaries = [latency_summary_us(r.stats.all_ops_histogram()) for r in ranked]
+    units = {key: pick_unit(s[key] for s in summaries) for key in ("p50", "p99")}
     table = Table(title="comparison", title_justify="left", box=None, pad_edge=False)
-    for name in ("strategy", "outcome", "ops/s", "relative", "p50", "p99", "errors", "wrong"):
+    for name in ("strategy", "outcome", "ops/s", "relative", f"p50 {units['p50'][0]}", f"p99 {units['p99'][0]}",
+                 "errors", "wrong"):
         table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right", no_wrap=True)
-    p50s = [r.stats.all_ops_histogram() for r in ranked]
-    unit = pick_unit(latency_summary_us(h)["p50"] for h in p50s)
-    for result, hist in zip(ranked, p50s):
-        summary = latency_summary_us(hist)
-        cells = ["-" if summary[k] is None else f"{format_number(summary[k] / unit[1])} {unit[0]}" for k in ("p50", "p99")]
-        relative = f"{fastest / result.ops_per_s:.2f}" if result.ops_per_s else "-"
-        table.add_row(result.strategy, Text(result.outcome.outcome, style=OUTCOME_STYLE.get(result.outcome.outcome, "")),
+    for result, summary in zip(ranked, summaries):
+        cells = ["-" if summary[k] is None else format_number(summary[k] / units[k][1]) for k in ("p50", "p99")]
+        relative = f"{finished[0].ops_per_s / result.ops_per_s:.2f}" if result in finished else "-"
+        outcome = result.outcome.outcome
+        table.add_row(result.strategy, Text(outcome, style=OUTCOME_STYLE.get(outcome, "")),
                       f"{result.ops_per_s:,.0f}", relative, *cells, f"{result.error_count:,}",
                       f"{result.stats.wrong_values:,}")
     sentences = Text()
-    leader = ranked[0]
-    for other in ranked[1:]:
-        if other.ops_per_s:
-            sentences.append(f"{leader.strategy} ran {leader.ops_per_s / other.ops_per_s:.2f}× faster than "
-                             f"{other.strategy}" + ("" if other.outcome.outcome == "ok" else
-                                                    f" (which {other.outcome.outcome})") + "\n")
-    return Group(table, Text("relative: the fastest strategy's ops/s divided by each one's", style="dim"), sentences)
+    for other in finished[1:]:
+        sentences.append(f"{finished[0].strategy} ran {finished[0].ops_per_s / other.ops_per_s:.2f}× faster "
+                         f"than {other.strategy}\n")
+    for broken in (r for r in ranked if r.outcome.outcome != "ok"):
+        sentences.append(f"{broken.strategy} {broken.outcome.outcome}: its figures cover only what it did "
+                         "before that\n", style="yellow")
+    legend = Text("relative: the fastest finished strategy's ops/s divided by each one's", style="dim")
+    return Group(table, legend, sentences)
