@@ -7,6 +7,7 @@ interpreter dies, the parent still holds every snapshot streamed before.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import queue
 import sys
@@ -31,8 +32,6 @@ class Emitter:
         self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
-        import json
-
         line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         with self._lock:
             self._stream.write(line)

@@ -132,3 +132,19 @@ def test_other_data_is_never_touched(bench, memcached):
     assert code == 0, err
     assert client.get("someone-else:key") == b"precious"
     assert int(server_stats(memcached)["curr_items"]) >= before + 300  # namespaced keys of this run, no flush
+
+
+def test_binary_protocol_and_behaviors_reach_the_client(bench_json):
+    code, doc, err = bench_json("--strategy", "per-thread", "--binary", "--behavior", "tcp_nodelay=1",
+                                "--behavior", "retry_timeout=1")
+    assert code == 0, err
+    assert doc["options"]["binary"] is True
+    assert doc["options"]["behaviors"] == [["tcp_nodelay", 1], ["retry_timeout", 1]]
+    assert doc["runs"][0]["outcome"] == "ok" and doc["runs"][0]["ops"] > 100
+
+
+def test_thread_mapped_without_relinquish_still_runs(bench_json):
+    code, doc, err = bench_json("--strategy", "thread-mapped", "--no-relinquish")
+    assert code == 0, err
+    assert doc["options"]["relinquish"] is False
+    assert doc["runs"][0]["outcome"] == "ok"
