@@ -12,7 +12,7 @@ from mcpool_cli import __version__
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.results import RESULT_SCHEMA, RunResult
-from mcpool_cli.runner import RunListener, execute
+from mcpool_cli.runner import RunListener, execute, ignore_further_interrupts
 from mcpool_cli.server import ServerAddress
 from mcpool_cli.strategies import BUILTIN, is_custom, load_factory
 
@@ -98,22 +98,24 @@ class BenchSession:
     started_at: str = field(default_factory=lambda: _now())
     finished_at: str | None = None
     results: list[RunResult] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def key_prefix(self) -> str:
         return f"mcpool:{self.run_id}:"
 
-    @property
-    def interrupted(self) -> bool:
-        return any(r.outcome.outcome == "interrupted" for r in self.results)
-
     def run(self, listener: RunListener) -> None:
-        """Each strategy in turn against the same server; stops early on Ctrl-C."""
-        for strategy in self.options.strategies:
-            plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
-            self.results.append(execute(plan, listener))
-            if self.interrupted:
-                break
+        """Each strategy in turn against the same server; stops early on Ctrl-C, keeping what was measured."""
+        try:
+            for strategy in self.options.strategies:
+                plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
+                self.results.append(execute(plan, listener))
+                if self.results[-1].interrupted:
+                    self.interrupted = True
+                    break
+        except KeyboardInterrupt:  # between two strategies
+            ignore_further_interrupts()
+            self.interrupted = True
         self.finished_at = _now()
 
     def to_json(self) -> dict[str, Any]:

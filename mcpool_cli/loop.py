@@ -92,58 +92,68 @@ def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]
     record_acquire, record = batch.acquire_ns.append, (batch.get_ns.append, batch.set_ns.append)
     next_flush = perf_counter_ns() + interval
     n = flushed_at = 0
-    while True:
-        due = perf_counter_ns()
-        if due >= end:
-            break
-        op, key, value = steps[n & mask]
-        n += 1
-        if fixed is None:
+    try:
+        while True:
+            due = perf_counter_ns()
+            if due >= end:
+                break
+            op, key, value = steps[n & mask]
+            n += 1
+            if fixed is None:
+                try:
+                    lease, client = _reserve(strategy, batch, end)
+                except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
+                    if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                        n -= 1
+                        break  # waited for a client until the run ended: not an error
+                    _count_failure(batch, exc, op, due >= measure_start)
+                    continue
+            acquired = perf_counter_ns()
             try:
-                lease, client = _reserve(strategy, batch, end)
-            except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
-                if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
-                    n -= 1
-                    break  # waited for a client until the run ended: not an error
+                if op == GET:
+                    got = client.get(key)
+                else:
+                    got = value
+                    client.set(key, value, ttl_s)
+            except Exception as exc:
+                done = perf_counter_ns()
+                if fixed is None:
+                    _release_after_error(lease, exc, batch)
                 _count_failure(batch, exc, op, due >= measure_start)
-                continue
-        acquired = perf_counter_ns()
-        try:
-            if op == GET:
-                got = client.get(key)
-            else:
-                got = value
-                client.set(key, value, ttl_s)
-        except Exception as exc:
-            done = perf_counter_ns()
-            if fixed is None:
-                _release_after_error(lease, exc, batch)
-            _count_failure(batch, exc, op, due >= measure_start)
-            next_flush = min(next_flush, done + URGENT_FLUSH_NS)
-        else:
-            done = perf_counter_ns()
-            if fixed is None:
-                lease.__exit__(None, None, None)
-            if due >= measure_start:
-                record_acquire(acquired - due)
-                record[op](done - acquired)
-            if got != value:
-                _record_anomaly(batch, classify_get(key, value, got), key, got)
                 next_flush = min(next_flush, done + URGENT_FLUSH_NS)
-        if done >= next_flush:
-            batch.completed, flushed_at = n - flushed_at, n
-            sink(batch)
-            batch = Batch()
-            record_acquire, record = batch.acquire_ns.append, (batch.get_ns.append, batch.set_ns.append)
-            next_flush = done + interval
-    batch.completed = n - flushed_at
-    sink(batch)
+            else:
+                done = perf_counter_ns()
+                if fixed is None:
+                    _release(lease, batch)
+                if due >= measure_start:
+                    record_acquire(acquired - due)
+                    record[op](done - acquired)
+                if got != value:
+                    _record_anomaly(batch, classify_get(key, value, got), key, got)
+                    next_flush = min(next_flush, done + URGENT_FLUSH_NS)
+            if done >= next_flush:
+                batch.completed, flushed_at = n - flushed_at, n
+                sink(batch)
+                batch = Batch()
+                record_acquire, record = batch.acquire_ns.append, (batch.get_ns.append, batch.set_ns.append)
+                next_flush = done + interval
+    finally:  # what was measured reaches the parent even if a strategy kills the thread
+        batch.completed = n - flushed_at
+        sink(batch)
 
 
 def _count_failure(batch: Batch, exc: BaseException, op: int, measured: bool) -> None:
     _count_error(batch, exc)
     if measured:
         batch.failed[op] += 1
+
+
+def _release(lease: Any, batch: Batch) -> None:
+    """Give a client back; a pool that fails to take it back is an error, not the end of the thread."""
+    try:
+        lease.__exit__(None, None, None)
+    except Exception as exc:
+        _count_error(batch, exc)
 
 
 def _release_after_error(lease: Any, exc: BaseException, batch: Batch) -> None:

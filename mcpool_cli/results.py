@@ -115,6 +115,10 @@ class RunStats:
         self._fold()
         return self._histograms[name]
 
+    def ok_ops(self) -> int:
+        """Measured operations that succeeded."""
+        return sum(self.succeeded[n] for n in OPS)
+
     def ops(self, op: str | None = None) -> int:
         """Measured operations (successful and failed) of one op type, or of all."""
         names = OPS if op is None else (op,)
@@ -162,6 +166,7 @@ class RunResult:
     stats: RunStats
     workers: tuple[WorkerOutcome, ...]
     explanation: str = ""
+    interrupted: bool = False  # Ctrl-C reached this run (whatever else its workers did)
 
     @property
     def outcome(self) -> WorkerOutcome:
@@ -172,14 +177,18 @@ class RunResult:
         return sum(self.stats.errors.values())
 
     @property
+    def measured_s(self) -> float:
+        return max((w.measured_s for w in self.workers), default=0.0)
+
+    @property
     def ops_per_s(self) -> float:
-        """Sum over workers of ops/s, each over the time it actually measured."""
-        measured = max((w.measured_s for w in self.workers), default=0.0)
-        return self.stats.ops() / measured if measured > 0 else 0.0
+        """Successful ops per second over the time actually measured (failed ops are not throughput)."""
+        return self.stats.ok_ops() / self.measured_s if self.measured_s > 0 else 0.0
 
     @property
     def clean(self) -> bool:
-        return (self.outcome.outcome == "ok" and self.error_count == 0
+        """Finished, did work, and saw no error and no wrong value."""
+        return (self.outcome.outcome == "ok" and self.stats.ok_ops() > 0 and self.error_count == 0
                 and self.stats.wrong_values == 0 and self.stats.corrupt_values == 0)
 
     def to_json(self) -> dict[str, Any]:
@@ -190,8 +199,9 @@ class RunResult:
             "pool_size": self.pool_size, "outcome": outcome.outcome,
             "outcome_detail": {"signal": outcome.signal, "stderr_tail": outcome.stderr_tail,
                                "message": outcome.message, "explanation": self.explanation},
-            "duration_s": round(max((w.measured_s for w in self.workers), default=0.0), 3),
-            "ops": stats.ops(), "ops_including_warmup": stats.completed, "ops_per_s": round(self.ops_per_s, 1),
+            "duration_s": round(self.measured_s, 3),
+            "ops": stats.ops(), "failed_ops": stats.ops() - stats.ok_ops(),
+            "ops_including_warmup": stats.completed, "ops_per_s": round(self.ops_per_s, 1),
             "error_count": self.error_count, "errors": dict(stats.errors.most_common()),
             "wrong_values": stats.wrong_values, "corrupt_values": stats.corrupt_values,
             "misses": stats.misses, "pool_exhausted": stats.pool_exhausted,

@@ -15,11 +15,16 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from mcpool_cli.errors import UsageProblem
 from mcpool_cli.plan import RunPlan, WorkerPlan
 from mcpool_cli.results import RunResult, RunStats, WorkerOutcome
 from mcpool_cli.verdicts import explain
 
 STDERR_LINES_KEPT = 20
+STDERR_LINE_CHARS = 500
+EXIT_GRACE_S = 2.0  # after a worker exits, how long its output may stay open (a leftover child holding it)
+PHASE_WORDS = {"start": "starting", "populate": "filling the key space", "warmup": "warming up",
+               "measure": "measuring"}
 
 
 class RunListener(Protocol):
@@ -30,26 +35,36 @@ class RunListener(Protocol):
     def tick(self, plan: RunPlan, elapsed_s: float, ops: int, ops_per_s: float, errors: int) -> None: ...
 
 
+def ignore_further_interrupts() -> None:
+    """After the first Ctrl-C, a second one must not cut the clean-up short."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class WorkerProcess:
     """One `python -m mcpool_cli.worker` child, in its own session, with its output read by two threads."""
 
     def __init__(self, plan: WorkerPlan, events: queue.Queue) -> None:
         self.index = plan.worker_index
-        env = dict(os.environ, LIBC_FATAL_STDERR_="1", PYTHONUNBUFFERED="1")  # glibc aborts print to stderr
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mcpool_cli.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, env=env)
+        env = dict(os.environ, LIBC_FATAL_STDERR_="1")  # glibc's fatal messages go to stderr, not the tty
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mcpool_cli.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True, env=env)
+        except OSError as exc:
+            raise UsageProblem(f"cannot start a worker process ({exc.strerror or exc}); "
+                               "lower --processes or raise the open-files limit") from exc
         assert self.process.stdin is not None
         self.process.stdin.write(plan.to_json().encode() + b"\n")
         self.process.stdin.flush()  # stdin stays open: the worker exits when it closes
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
-        self.last_progress = time.monotonic()
-        self.messages: list[dict[str, Any]] = []  # hello, phase, error, done: everything but snapshots
-        self.measured_s = 0.0
+        self.last_progress = self.started = time.monotonic()
+        self.messages: list[dict[str, Any]] = []  # hello, phase, ready, error, done: all but snapshots
+        self.phase = "start"
+        self.ready = self.released = self.stdout_closed = False
+        self.measured_s = self.lifetime_s = 0.0
+        self.exited_at: float | None = None
         self.killed_as = ""
-        self.stdout_closed = False
-        self.started = time.monotonic()
-        self.lifetime_s = 0.0
         threading.Thread(target=self._read_stdout, args=(events,), daemon=True).start()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
@@ -60,33 +75,44 @@ class WorkerProcess:
             try:
                 events.put((self, json.loads(line)))
             except ValueError:
-                self.stderr_tail.append(line.decode(errors="replace").rstrip())
+                self.stderr_tail.append(line.decode(errors="replace").rstrip()[:STDERR_LINE_CHARS])
         events.put((self, None))
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:  # type: ignore[union-attr]
             text = line.decode(errors="replace").rstrip()
             if text:
-                self.stderr_tail.append(text)
+                self.stderr_tail.append(text[:STDERR_LINE_CHARS])
+
+    def send(self, line: bytes) -> None:
+        try:
+            self.process.stdin.write(line)  # type: ignore[union-attr]
+            self.process.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            pass  # the worker is gone; how it ended is read from its exit status
 
     def kill(self, reason: str) -> None:
-        if self.process.poll() is None:
-            self.killed_as = self.killed_as or reason
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Kill the worker's whole process group; the first reason given is the one reported."""
+        if self.stdout_closed and self.process.poll() is not None:
+            return
+        self.killed_as = self.killed_as or (reason if self.process.poll() is None else "")
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def finish(self) -> WorkerOutcome:
         """Reap the process and say how it ended."""
         returncode = self.process.wait()
         self._stderr_reader.join(timeout=2)
-        if self.process.stdin:
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             try:
-                self.process.stdin.close()
+                stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
         outcome = classify_exit(returncode, self.killed_as, self.messages, list(self.stderr_tail), self.measured_s)
+        if outcome.outcome == "hung":
+            outcome = dataclasses.replace(outcome, message=f"no progress while {PHASE_WORDS.get(self.phase, self.phase)}")
         return dataclasses.replace(outcome, lifetime_s=round(self.lifetime_s, 3))
 
 
@@ -96,13 +122,14 @@ def classify_exit(returncode: int, killed_as: str, messages: list[dict[str, Any]
     last_line = stderr_tail[-1] if stderr_tail else None
     errors = [m["message"] for m in messages if m.get("type") == "error"]
     if killed_as:
-        return WorkerOutcome(killed_as, stderr_tail=last_line, measured_s=measured_s)
+        return WorkerOutcome(killed_as, stderr_tail=last_line, message=errors[0] if errors else None,
+                             measured_s=measured_s)
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
         return WorkerOutcome("crashed", signal=name, stderr_tail=last_line, measured_s=measured_s)
-    if returncode == 0 and any(m.get("type") == "done" for m in messages):
+    if returncode == 0 and not errors and any(m.get("type") == "done" for m in messages):
         return WorkerOutcome("ok", measured_s=measured_s)
-    message = errors[-1] if errors else (last_line or f"worker exited with status {returncode}")
+    message = errors[0] if errors else (last_line or f"worker exited with status {returncode}")
     return WorkerOutcome("error", stderr_tail=last_line, message=message, measured_s=measured_s)
 
 
@@ -128,9 +155,14 @@ class Run:
         self.listener = listener
         self.stats = RunStats()
         self.events: queue.Queue = queue.Queue()
-        self.workers = [WorkerProcess(WorkerPlan(plan, i), self.events) for i in range(plan.processes)]
+        self.workers: list[WorkerProcess] = []
+        self.phases_seen: set[str] = set()
         self.measure_started: float | None = None
         self.rate = _Rate(collections.deque())
+
+    def spawn(self) -> None:
+        for index in range(self.plan.processes):
+            self.workers.append(WorkerProcess(WorkerPlan(self.plan, index), self.events))
 
     def handle(self, worker: WorkerProcess, message: dict[str, Any] | None) -> None:
         if message is None:
@@ -144,22 +176,48 @@ class Run:
             if message["completed"]:
                 worker.last_progress = time.monotonic()
             return
+        worker.last_progress = time.monotonic()  # any other message is a step forward too
         worker.messages.append(message)
-        worker.last_progress = time.monotonic()
-        if kind == "phase":
-            if message["phase"] == "measure" and self.measure_started is None:
-                self.measure_started = time.monotonic()
-            self.listener.phase(self.plan, message["phase"])
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "phase":
+            worker.phase = message["phase"]
+            self._announce(message["phase"])
+
+    def _announce(self, phase: str) -> None:
+        """Tell the listener of a phase once per run, not once per worker."""
+        if phase in self.phases_seen:
+            return
+        self.phases_seen.add(phase)
+        if phase == "measure":
+            self.measure_started = time.monotonic()
+        self.listener.phase(self.plan, phase)
+
+    def release_ready_workers(self) -> None:
+        """Start every worker's load at once, when all have filled their share of the key space."""
+        if all(w.ready or w.stdout_closed for w in self.workers):
+            for worker in self.workers:
+                if worker.ready and not worker.released:
+                    worker.released = True
+                    worker.send(b"go\n")
 
     def watchdog(self) -> None:
         now = time.monotonic()
         for worker in self.workers:
-            if not worker.stdout_closed and now - worker.last_progress > self.plan.hang_timeout_s:
+            if worker.stdout_closed:
+                continue
+            if worker.process.poll() is not None:
+                worker.exited_at = worker.exited_at or now
+                if now - worker.exited_at > EXIT_GRACE_S:  # a leftover child holds its output open
+                    worker.kill("")
+                    worker.stdout_closed = True
+                    worker.lifetime_s = worker.exited_at - worker.started
+            elif now - worker.last_progress > self.plan.hang_timeout_s:
                 worker.kill("hung")
 
     def tick(self) -> None:
         now = time.monotonic()
-        ops = self.stats.ops()
+        ops = self.stats.ok_ops()
         elapsed = now - self.measure_started if self.measure_started else 0.0
         self.listener.tick(self.plan, elapsed, ops, self.rate.update(now, ops), sum(self.stats.errors.values()))
 
@@ -171,6 +229,7 @@ class Run:
                 self.handle(*self.events.get(timeout=0.1))
             except queue.Empty:
                 pass
+            self.release_ready_workers()
             self.watchdog()
             if time.monotonic() >= next_tick:
                 self.tick()
@@ -185,21 +244,25 @@ class Run:
             except queue.Empty:
                 pass
 
-    def result(self) -> RunResult:
+    def result(self, interrupted: bool) -> RunResult:
         outcomes = tuple(worker.finish() for worker in self.workers)
         plan = self.plan
         result = RunResult(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
                            pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
-                           duration_s=plan.duration_s, stats=self.stats, workers=outcomes)
-        return RunResult(**{**vars(result), "explanation": explain(result, plan.hang_timeout_s)})
+                           duration_s=plan.duration_s, stats=self.stats, workers=outcomes, interrupted=interrupted)
+        return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))
 
 
 def execute(plan: RunPlan, listener: RunListener) -> RunResult:
-    """Run one strategy to its end, or until Ctrl-C (outcome `interrupted`, partial results kept)."""
+    """Run one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
     run = Run(plan, listener)
+    interrupted = False
     try:
+        run.spawn()
         run.pump()
     except KeyboardInterrupt:
+        ignore_further_interrupts()
+        interrupted = True
         for worker in run.workers:
             worker.kill("interrupted")
         run.drain(timeout_s=2.0)
@@ -207,4 +270,4 @@ def execute(plan: RunPlan, listener: RunListener) -> RunResult:
         for worker in run.workers:
             worker.kill("error")
         raise
-    return run.result()
+    return run.result(interrupted)

@@ -34,14 +34,22 @@ def explain(result: RunResult, hang_timeout_s: float) -> str:
                 f"{said}. That is the interpreter dying, "
                 f"typically memory corruption inside libmemcached. {_seen_before(result)}")
     elif outcome.outcome == "hung":
-        text = (f"A worker made no progress for {hang_timeout_s:g} s and was killed: threads were stuck in a "
-                f"call that never returned. {_seen_before(result)}")
+        starting = outcome.message and ("starting" in outcome.message or "filling" in outcome.message)
+        why = ("it had not finished starting (building the strategy or filling the key space)" if starting
+               else "its threads were stuck in calls that never returned")
+        text = (f"A worker made no progress for {hang_timeout_s:g} s ({outcome.message or 'no progress'}) and was "
+                f"killed: {why}. {_seen_before(result)}")
     elif outcome.outcome == "error":
         text = f"A worker stopped with a Python error: {outcome.message}. {_seen_before(result)}"
     elif outcome.outcome == "interrupted":
         text = f"Interrupted (Ctrl-C); the figures cover the time measured until then. {_seen_before(result)}"
     elif result.stats.wrong_values or result.stats.corrupt_values or result.error_count:
         text = f"The run finished, but not cleanly. {_seen_before(result)}"
+    elif result.stats.ok_ops() == 0:
+        text = (f"No operation succeeded after the warm-up, so there is nothing to measure: is --duration long "
+                f"enough, and does the strategy hand out working clients? {_seen_before(result)}")
     else:
         return ""
+    if result.interrupted and outcome.outcome != "interrupted":
+        text += " The run was then interrupted (Ctrl-C)."
     return f"{text} {hint}".strip()

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from array import array
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 from mcpool_cli.loop import MAX_EXAMPLES, Batch, LoopTiming, run_load
@@ -99,25 +100,36 @@ def populate(client: Any, space: KeySpace, plan: WorkerPlan, ttl_s: int, emitter
         emitter.send({"type": "progress", "phase": "populate", "completed": len(chunk)})
 
 
-def watch_parent() -> None:
+def watch_parent(stdin: BinaryIO) -> None:
     """Exit at once when the parent goes away (stdin closes), so no worker outlives mcpool."""
-    sys.stdin.buffer.read()
+    stdin.read()
     os._exit(70)
 
 
+def protocol_stream() -> BinaryIO:
+    """A private copy of fd 1 for the snapshot protocol; fd 1 itself then points at stderr.
+
+    A custom strategy that print()s cannot corrupt the stream: its output lands on stderr with the rest.
+    """
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(protocol_fd, "wb")
+
+
 def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
-                  sink: Callable[[Batch], None]) -> list[threading.Thread]:
+                  sink: Callable[[Batch], None], emitter: Emitter) -> list[threading.Thread]:
     run = plan.run
     threads = []
     for index in range(run.threads):
         token = plan.worker_index * run.threads + index  # never reused within a run
         schedule = build_schedule(run.workload, token)
 
-        def body(schedule: list[tuple[int, int]] = schedule) -> None:
+        def body(schedule: list[tuple[int, int]] = schedule, token: int = token) -> None:
             try:
                 run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
-            finally:
                 strategy.thread_done()
+            except BaseException as exc:  # a strategy that kills its thread makes the run an error
+                emitter.send({"type": "error", "message": f"load thread {token} died: {type(exc).__name__}: {exc}"})
 
         thread = threading.Thread(target=body, name=f"mcpool-load-{token}", daemon=True)
         thread.start()
@@ -161,37 +173,56 @@ def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, 
     emitter.send(snapshot_message(drain(sink), (min(now, timing.end_ns) - timing.measure_start_ns) / 1e9))
 
 
-def run_worker(plan: WorkerPlan, emitter: Emitter) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """A worker ready to load: its strategy built and its share of the key space written."""
+
+    strategy: Any
+    space: KeySpace
+
+
+def prepare(plan: WorkerPlan, emitter: Emitter) -> Prepared:
     run = plan.run
     master = make_master_client(run.client)
     strategy = build_strategy(run.strategy, master, run.threads, run.effective_pool_size,
                               run.relinquish, run.import_path)
     space = build_key_space(run.workload)
+    emitter.send({"type": "phase", "phase": "populate"})
     populate(master.clone(), space, plan, run.workload.ttl_s, emitter)
+    return Prepared(strategy, space)
+
+
+def load(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Warm up, measure, stream; returns when every load thread has stopped."""
+    run = plan.run
     emitter.send({"type": "phase", "phase": "warmup"})
-    start = time.perf_counter_ns()
-    measure_start = start + int(run.warmup_s * 1e9)
+    measure_start = time.perf_counter_ns() + int(run.warmup_s * 1e9)
     timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9),
                         int(run.snapshot_interval_s * 1e9 / 2))
     sink: queue.SimpleQueue = queue.SimpleQueue()
-    threads = start_threads(plan, strategy, space, timing, urgent_sink(sink, timing, emitter))
+    threads = start_threads(plan, prepared.strategy, prepared.space, timing,
+                            urgent_sink(sink, timing, emitter), emitter)
     stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
-    strategy.close()
+    prepared.strategy.close()
 
 
 def main() -> None:
-    plan = WorkerPlan.from_json(sys.stdin.buffer.readline().decode())
-    threading.Thread(target=watch_parent, daemon=True).start()
-    emitter = Emitter(sys.stdout.buffer)
+    """Plan on stdin; `ready` once populated; wait for the parent's `go` so all workers start together."""
+    stdin = sys.stdin.buffer
+    plan = WorkerPlan.from_json(stdin.readline().decode())
+    emitter = Emitter(protocol_stream())
     emitter.send({"type": "hello", "pid": os.getpid()})
     try:
-        run_worker(plan, emitter)
+        prepared = prepare(plan, emitter)
+        emitter.send({"type": "ready"})
+        if stdin.readline().strip() != b"go":
+            os._exit(70)  # the parent is gone
+        threading.Thread(target=watch_parent, args=(stdin,), daemon=True).start()
+        load(plan, prepared, emitter)
     except Exception as exc:  # reported to the parent as the run's `error` outcome
         emitter.send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
-        sys.stdout.flush()
         os._exit(1)
     emitter.send({"type": "done"})
-    sys.stdout.flush()
     os._exit(0)  # do not wait for a load thread a broken strategy left blocked
 
 

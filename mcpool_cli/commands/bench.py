@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 from typing import Any
 
@@ -137,8 +136,6 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     try:
         session.run(progress)
     finally:
-        if session.interrupted:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         progress.close()
         if json_path:
             write_json(json_path, session.to_json(), env)
