@@ -17,6 +17,13 @@ from mcpool_cli.server import ServerAddress
 from mcpool_cli.strategies import BUILTIN, is_custom, load_factory
 
 SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # what `mcpool bench` runs without --strategy
+MIN_HANG_TIMEOUT_S = 1.0
+MAX_DATASET_BYTES = 2 << 30  # every worker holds every value in memory
+
+
+def dataset_mb(options: "BenchOptions") -> int:
+    """Memory the key space takes on the server, in MiB, with room for item overhead."""
+    return (options.keys * (options.value_size[1] + 100)) >> 20
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,12 @@ def validate(options: BenchOptions) -> None:
     """Every check that can fail before load starts: bad behaviors, custom strategies that do not import."""
     if options.duration_s <= 0:
         raise UsageProblem("--duration must be longer than 0")
-    if options.hang_timeout_s <= 0:
-        raise UsageProblem("--hang-timeout must be longer than 0")
+    if options.hang_timeout_s < MIN_HANG_TIMEOUT_S:
+        raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
+                           "a few times a second and need a moment to start")
+    if options.keys * options.value_size[1] > MAX_DATASET_BYTES:
+        raise UsageProblem(f"--keys {options.keys:,} with values up to {options.value_size[1]:,} bytes would need "
+                           f"over {MAX_DATASET_BYTES >> 30} GiB in every worker; use fewer keys or smaller values")
     check_behaviors(options.behaviors, options.binary)
     for name in options.strategies:
         if is_custom(name):

@@ -23,6 +23,9 @@ class McpoolGroup(click.Group):
             code = super().main(*args, **kwargs)  # a command's ctx.exit(N) comes back as N
         except click.exceptions.Exit as exc:
             code = exc.exit_code
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # bare `mcpool`: just the help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(ExitCode.USAGE)
         except click.ClickException as exc:
             click.echo(f"mcpool: error: {exc.format_message()}", err=True)
             sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
@@ -53,8 +56,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
-    """Console-script entry point; SIGTERM cleans up like Ctrl-C."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupt)
     cli(prog_name="mcpool")
 
 

@@ -104,6 +104,8 @@ def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]
                     lease, client = _reserve(strategy, batch, end)
                 except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
                     if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                        # the wait was real, even if the op never ran: its measured part is an acquire time
+                        record_acquire(perf_counter_ns() - max(due, measure_start))
                         n -= 1
                         break  # waited for a client until the run ended: not an error
                     _count_failure(batch, exc, op, due >= measure_start)

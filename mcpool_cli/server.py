@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -87,6 +88,16 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, have the kernel SIGTERM memcached if mcpool itself is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class EmbeddedServer:
     """A memcached that mcpool starts on a free loopback port and always stops.
 
@@ -118,7 +129,8 @@ class EmbeddedServer:
         if os.geteuid() == 0:
             args += ["-u", "root"]  # memcached refuses to run as root without it
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

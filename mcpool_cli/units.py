@@ -6,6 +6,7 @@ import re
 
 from mcpool_cli.errors import UsageProblem
 
+MAX_VALUE_BYTES = 1_000_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
 _SECONDS_PER_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -27,8 +28,9 @@ def parse_value_size(text: str) -> tuple[int, int]:
     high = int(match.group(2) or low)
     if low < 1 or high < low:
         raise UsageProblem(f"value size {text!r} must be at least 1 byte, and a range must go from low to high")
-    if high > 1024 * 1024:
-        raise UsageProblem(f"value size {text!r} is over memcached's default 1 MiB item limit")
+    if high > MAX_VALUE_BYTES:
+        raise UsageProblem(f"value size {text!r} is too close to memcached's default 1 MiB item limit "
+                           f"(key and item header count too); use at most {MAX_VALUE_BYTES:,}")
     return low, high
 
 

@@ -102,3 +102,25 @@ def slow_start(master: pylibmc.Client, threads: int) -> _CountingPool:
 
 
 not_callable = 42
+
+
+class _ThreadKiller(_CountingPool):
+    def hook(self, n: int, age_s: float) -> None:
+        if age_s >= FAULT_AFTER_S:
+            raise SystemExit("a pool that ends its thread")
+
+
+class _Chatty(_CountingPool):
+    def hook(self, n: int, age_s: float) -> None:
+        if n % 100 == 0:
+            print("pool: rotating", end="", flush=True)  # a user's stray print() on stdout
+
+
+def thread_killer_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """Raises SystemExit (not an Exception) from reserve() 0.6 s into the load: every load thread dies."""
+    return _ThreadKiller(master, threads)
+
+
+def chatty_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """A working pool that prints to stdout now and then, as debugging code does."""
+    return _Chatty(master, threads)

@@ -22,10 +22,11 @@ def test_safe_strategies_run_clean(bench_json, strategy):
 
 
 def test_json_document_describes_the_run(bench_json, memcached):
-    code, doc, _ = bench_json("--strategy", "per-thread", "--ratio", "1:1", "--value-size", "32-2048")
+    code, doc, err = bench_json("--strategy", "per-thread", "--ratio", "1:1", "--value-size", "32-2048")
+    assert code == 0, err
     assert doc["schema"] == "mcpool.result/1"
-    assert doc["server"] == {"addresses": [memcached.spec], "embedded": False, "version": "1.6.18"} or \
-        doc["server"]["addresses"] == [memcached.spec]
+    assert doc["server"]["addresses"] == [memcached.spec] and doc["server"]["embedded"] is False
+    assert doc["server"]["version"].startswith("1.")
     assert doc["options"]["ratio"] == [1, 1] and doc["options"]["value_size"] == [32, 2048]
     assert doc["interrupted"] is False and doc["finished_at"]
     run = doc["runs"][0]
@@ -56,7 +57,7 @@ def test_pool_exhaustion_is_counted_not_fatal(bench_json):
     run = doc["runs"][0]
     assert run["outcome"] == "ok" and run["pool_size"] == 1
     assert run["pool_exhausted"] > 0
-    assert run["acquire"]["latency_us"]["max"] > run["acquire"]["latency_us"]["min"]
+    assert run["acquire"]["latency_us"]["max"] > 1000  # someone waited over a millisecond for the one client
 
 
 def test_several_processes_are_merged(bench_json):
@@ -148,3 +149,35 @@ def test_thread_mapped_without_relinquish_still_runs(bench_json):
     assert code == 0, err
     assert doc["options"]["relinquish"] is False
     assert doc["runs"][0]["outcome"] == "ok"
+
+
+def test_a_load_thread_that_dies_makes_the_run_an_error(bench_json):
+    code, doc, _ = bench_json("--strategy", "fault_strategies:thread_killer_pool", "--duration", "2s")
+    run = doc["runs"][0]
+    assert run["outcome"] == "error"
+    assert "load thread" in run["outcome_detail"]["message"] and "SystemExit" in run["outcome_detail"]["message"]
+    assert run["ops"] > 0  # what it measured before is kept
+    assert code == 1
+
+
+def test_printing_pool_does_not_corrupt_the_results(bench_json):
+    code, doc, err = bench_json("--strategy", "fault_strategies:chatty_pool", "--strategy", "fifo")
+    assert code == 0, err
+    chatty, fifo = doc["runs"]
+    assert chatty["outcome"] == "ok"
+    assert chatty["ops_including_warmup"] > 0.3 * fifo["ops_including_warmup"]
+
+
+def test_a_run_that_measured_nothing_is_not_clean(bench_json):
+    code, doc, _ = bench_json("--strategy", "per-thread", "--duration", "1us")
+    run = doc["runs"][0]
+    assert run["outcome"] == "ok" and run["ops"] == 0
+    assert "No operation succeeded" in run["outcome_detail"]["explanation"]
+    assert code == 1
+
+
+def test_workers_fill_the_key_space_before_any_loads(bench_json):
+    code, doc, err = bench_json("--strategy", "per-thread", "--processes", "3", "--threads", "2",
+                                "--warmup", "0s", "--keys", "6000")
+    assert code == 0, err
+    assert doc["runs"][0]["misses"] == 0

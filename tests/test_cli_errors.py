@@ -33,6 +33,11 @@ def one_line_error(result, *fragments):
     (["--server", "127.0.0.1:1"], ["127.0.0.1:1 is unreachable"]),
     (["--server", "no-such-host.invalid:11211"], ["cannot resolve"]),
     (["--nonsense"], ["No such option"]),
+    (["--hang-timeout", "200ms"], ["--hang-timeout must be at least 1s"]),
+    (["--value-size", "1048576"], ["1 MiB"]),
+    (["--keys", "5000000", "--value-size", "1000"], ["GiB"]),
+    (["--json", "/no/such/folder/r.json"], ["--json", "does not exist"]),
+    (["--json", "/tmp"], ["is a folder"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragments):
     one_line_error(run_mcpool("bench", "--duration", "1s", *args) if "--duration" not in args
