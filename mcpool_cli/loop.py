@@ -1,4 +1,10 @@
-"""The load loop each worker thread runs: acquire a client, do one op, time it, check it."""
+"""The load loop each worker thread runs: acquire a client, do one op, time it, check it.
+
+This is the hot path. Under GIL contention every extra call, attribute look-up or clock read per op costs
+measurable throughput (the benchmark against a bare pylibmc loop shows it), so the loops below use locals
+and bound methods, take no lock, and leave everything rare (errors, anomalies, flushing, the warm-up
+boundary) to the `Recorder`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from mcpool_cli.workload import GET, SCHEDULE_LENGTH, KeySpace, classify_get
 
 MAX_EXAMPLES = 5
 URGENT_FLUSH_NS = 5_000_000  # evidence of a race is shipped within 5 ms: the process may die right after
+MASK = SCHEDULE_LENGTH - 1
 
 
 @dataclass
@@ -34,6 +41,13 @@ class Batch:
     def has_anomalies(self) -> bool:
         return bool(self.errors or self.wrong_values or self.corrupt_values or self.misses)
 
+    def forget_timings(self) -> None:
+        """Warm-up: keep the counts of what went wrong, drop latencies and measured-op counts."""
+        self.get_ns.clear()
+        self.set_ns.clear()
+        self.acquire_ns.clear()
+        self.failed = [0, 0]
+
 
 @dataclass(frozen=True)
 class LoopTiming:
@@ -44,124 +58,184 @@ class LoopTiming:
     flush_interval_ns: int
 
 
-def _record_anomaly(batch: Batch, verdict: str, key: str, got: Any) -> None:
-    if verdict == "miss":
-        batch.misses += 1
-        return
-    if verdict == "wrong":
-        batch.wrong_values += 1
-    else:
-        batch.corrupt_values += 1
-    if len(batch.examples) < MAX_EXAMPLES:
-        shown = got[:60] if isinstance(got, (bytes, str)) else got
-        batch.examples.append({"key": key, "kind": verdict, "got": repr(shown)})
+class Recorder:
+    """The rare path of a load loop: errors, anomalies, and handing batches to the sink.
 
+    Batches never straddle the start of measurement: the first flush falls due at `measure_start_ns`, and
+    what was recorded before it is warm-up, whose timings are dropped. So the loops need no per-op check.
+    """
 
-def _count_error(batch: Batch, exc: BaseException) -> None:
-    name = type(exc).__name__
-    batch.errors[name] = batch.errors.get(name, 0) + 1
+    def __init__(self, timing: LoopTiming, sink: Callable[[Batch], None]) -> None:
+        self.timing = timing
+        self.sink = sink
+        self.batch = Batch()
+        self.measuring = perf_counter_ns() >= timing.measure_start_ns
+        self.flushed_at = 0
 
+    def appenders(self) -> tuple[tuple[Callable[[int], None], Callable[[int], None]], Callable[[int], None]]:
+        """Bound appends of the current batch: (get, set) latency and acquire time."""
+        batch = self.batch
+        return (batch.get_ns.append, batch.set_ns.append), batch.acquire_ns.append
 
-def _reserve(strategy: Strategy, batch: Batch, end_ns: int) -> tuple[Any, Any]:
-    """(lease, client): a pool that is exhausted (queue.Empty) is counted, then waited for."""
-    try:
-        lease = strategy.reserve()
-        return lease, lease.__enter__()
-    except queue.Empty:
-        batch.exhausted += 1
-        lease = strategy.reserve_waiting(end_ns)
-        return lease, lease.__enter__()
+    def next_flush(self, now: int) -> int:
+        due = now + self.timing.flush_interval_ns
+        return due if self.measuring else min(due, self.timing.measure_start_ns)
+
+    def flush(self, now: int, completed: int) -> int:
+        """Ship the batch and start a new one; returns when the next flush is due."""
+        batch, self.batch = self.batch, Batch()
+        batch.completed, self.flushed_at = completed - self.flushed_at, completed
+        if not self.measuring:
+            batch.forget_timings()
+            self.measuring = now >= self.timing.measure_start_ns
+        self.sink(batch)
+        return self.next_flush(now)
+
+    def failure(self, exc: BaseException, op: int, now: int, next_flush: int) -> int:
+        self.error(exc)
+        self.batch.failed[op] += 1
+        return min(next_flush, now + URGENT_FLUSH_NS)
+
+    def error(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
+
+    def anomaly(self, key: str, expected: bytes, got: Any, now: int, next_flush: int) -> int:
+        verdict, batch = classify_get(key, expected, got), self.batch
+        if verdict == "miss":
+            batch.misses += 1
+        else:
+            batch.wrong_values += verdict == "wrong"
+            batch.corrupt_values += verdict != "wrong"
+            if len(batch.examples) < MAX_EXAMPLES:
+                shown = got[:60] if isinstance(got, (bytes, str)) else got
+                batch.examples.append({"key": key, "kind": verdict, "got": repr(shown)})
+        return min(next_flush, now + URGENT_FLUSH_NS)
+
+    def reserve(self, strategy: Strategy, end_ns: int) -> tuple[Any, Any]:
+        """(lease, client): a pool that is exhausted (queue.Empty) is counted, then waited for."""
+        try:
+            lease = strategy.reserve()
+            return lease, lease.__enter__()
+        except queue.Empty:
+            self.batch.exhausted += 1
+            lease = strategy.reserve_waiting(end_ns)
+            return lease, lease.__enter__()
+
+    def waited_until_end(self, due: int) -> None:
+        """A reserve that waited until the run ended: the op never ran, but the measured part of the wait
+        is an acquire time (a starved thread must show in the figures)."""
+        if not self.measuring:
+            self.batch.forget_timings()
+            self.measuring = True
+        self.batch.acquire_ns.append(perf_counter_ns() - max(due, self.timing.measure_start_ns))
+
+    def release(self, lease: Any, exc: BaseException | None = None) -> None:
+        """Give a client back, with the op's exception as a `with` block would; a pool may raise here."""
+        try:
+            if exc is None:
+                lease.__exit__(None, None, None)
+            else:
+                lease.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as again:
+            if again is not exc:
+                self.error(again)
 
 
 def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]], ttl_s: int,
              timing: LoopTiming, sink: Callable[[Batch], None]) -> None:
     """Run ops until `timing.end_ns`, handing a Batch to `sink` every flush interval and at the end.
 
-    This is the hot path, kept in one function on purpose: under GIL contention every extra call or
-    attribute look-up per op costs measurable throughput, so it uses locals and bound appends, no lock,
-    one perf_counter_ns per timestamp. Acquire time runs from the moment the op was due (today the moment
-    the loop reached it; a fixed-rate pacer would set `due` to the intended start) to a client in hand; op
-    latency from a client in hand to the reply. Failed ops are counted, not timed.
+    Op latency runs from a client in hand to the reply. Acquire time (pools only) runs from the moment the
+    op was due — today the moment the loop reached it; a fixed-rate pacer would set `due` to the intended
+    start — to a client in hand. Failed ops are counted, not timed.
     """
     steps = [(op, space.keys[index], space.values[index]) for op, index in schedule]
-    mask = SCHEDULE_LENGTH - 1
-    measure_start, end, interval = timing.measure_start_ns, timing.end_ns, timing.flush_interval_ns
+    recorder = Recorder(timing, sink)
     fixed = strategy.thread_client()
-    lease = client = fixed
-    batch = Batch()
-    record_acquire, record = batch.acquire_ns.append, (batch.get_ns.append, batch.set_ns.append)
-    next_flush = perf_counter_ns() + interval
-    n = flushed_at = 0
+    if fixed is None:
+        _pooled_loop(strategy, steps, ttl_s, recorder)
+    else:
+        _fixed_loop(fixed, steps, ttl_s, recorder)
+
+
+def _fixed_loop(client: Any, steps: list[tuple[int, str, bytes]], ttl_s: int, recorder: Recorder) -> None:
+    """A thread that keeps one client for its life (shared, per-thread): nothing to acquire per op."""
+    get, set_ = client.get, client.set
+    end = recorder.timing.end_ns
+    record, _ = recorder.appenders()
+    next_flush = recorder.next_flush(perf_counter_ns())
+    n = 0
     try:
         while True:
             due = perf_counter_ns()
             if due >= end:
                 break
-            op, key, value = steps[n & mask]
+            op, key, value = steps[n & MASK]
             n += 1
-            if fixed is None:
-                try:
-                    lease, client = _reserve(strategy, batch, end)
-                except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
-                    if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
-                        # the wait was real, even if the op never ran: its measured part is an acquire time
-                        record_acquire(perf_counter_ns() - max(due, measure_start))
-                        n -= 1
-                        break  # waited for a client until the run ended: not an error
-                    _count_failure(batch, exc, op, due >= measure_start)
-                    continue
+            try:
+                if op == GET:
+                    got = get(key)
+                else:
+                    set_(key, value, ttl_s)
+                    got = value
+            except Exception as exc:
+                done = perf_counter_ns()
+                next_flush = recorder.failure(exc, op, done, next_flush)
+            else:
+                done = perf_counter_ns()
+                record[op](done - due)
+                if got != value:
+                    next_flush = recorder.anomaly(key, value, got, done, next_flush)
+            if done >= next_flush:
+                next_flush = recorder.flush(done, n)
+                record, _ = recorder.appenders()
+    finally:  # what was measured reaches the parent even if the thread dies
+        recorder.flush(perf_counter_ns(), n)
+
+
+def _pooled_loop(strategy: Strategy, steps: list[tuple[int, str, bytes]], ttl_s: int, recorder: Recorder) -> None:
+    """A thread that reserves a client from the strategy for every op, and times the reserve."""
+    end = recorder.timing.end_ns
+    record, record_acquire = recorder.appenders()
+    next_flush = recorder.next_flush(perf_counter_ns())
+    n = 0
+    try:
+        while True:
+            due = perf_counter_ns()
+            if due >= end:
+                break
+            op, key, value = steps[n & MASK]
+            n += 1
+            try:
+                lease, client = recorder.reserve(strategy, end)
+            except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
+                if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                    recorder.waited_until_end(due)
+                    n -= 1
+                    break
+                next_flush = recorder.failure(exc, op, perf_counter_ns(), next_flush)
+                continue
             acquired = perf_counter_ns()
             try:
                 if op == GET:
                     got = client.get(key)
                 else:
-                    got = value
                     client.set(key, value, ttl_s)
+                    got = value
             except Exception as exc:
                 done = perf_counter_ns()
-                if fixed is None:
-                    _release_after_error(lease, exc, batch)
-                _count_failure(batch, exc, op, due >= measure_start)
-                next_flush = min(next_flush, done + URGENT_FLUSH_NS)
+                recorder.release(lease, exc)
+                next_flush = recorder.failure(exc, op, done, next_flush)
             else:
                 done = perf_counter_ns()
-                if fixed is None:
-                    _release(lease, batch)
-                if due >= measure_start:
-                    record_acquire(acquired - due)
-                    record[op](done - acquired)
+                recorder.release(lease)
+                record_acquire(acquired - due)
+                record[op](done - acquired)
                 if got != value:
-                    _record_anomaly(batch, classify_get(key, value, got), key, got)
-                    next_flush = min(next_flush, done + URGENT_FLUSH_NS)
+                    next_flush = recorder.anomaly(key, value, got, done, next_flush)
             if done >= next_flush:
-                batch.completed, flushed_at = n - flushed_at, n
-                sink(batch)
-                batch = Batch()
-                record_acquire, record = batch.acquire_ns.append, (batch.get_ns.append, batch.set_ns.append)
-                next_flush = done + interval
-    finally:  # what was measured reaches the parent even if a strategy kills the thread
-        batch.completed = n - flushed_at
-        sink(batch)
-
-
-def _count_failure(batch: Batch, exc: BaseException, op: int, measured: bool) -> None:
-    _count_error(batch, exc)
-    if measured:
-        batch.failed[op] += 1
-
-
-def _release(lease: Any, batch: Batch) -> None:
-    """Give a client back; a pool that fails to take it back is an error, not the end of the thread."""
-    try:
-        lease.__exit__(None, None, None)
-    except Exception as exc:
-        _count_error(batch, exc)
-
-
-def _release_after_error(lease: Any, exc: BaseException, batch: Batch) -> None:
-    """Give the lease the op's exception, as a `with` block would; a pool may re-raise it."""
-    try:
-        lease.__exit__(type(exc), exc, exc.__traceback__)
-    except Exception as again:
-        if again is not exc:
-            _count_error(batch, again)
+                next_flush = recorder.flush(done, n)
+                record, record_acquire = recorder.appenders()
+    finally:  # what was measured reaches the parent even if the thread dies
+        recorder.flush(perf_counter_ns(), n)
