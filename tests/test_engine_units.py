@@ -1,0 +1,54 @@
+"""Pure pieces of the engine, without processes: exit classification, batch merging, the warm-up boundary."""
+
+import signal
+
+from mcpool_cli.loop import Batch, LoopTiming, Recorder
+from mcpool_cli.runner import classify_exit
+from mcpool_cli.worker import merge_batches
+
+
+def test_classify_exit():
+    done = [{"type": "done"}]
+    assert classify_exit(0, "", done, [], 1.0).outcome == "ok"
+    crashed = classify_exit(-signal.SIGABRT, "", [], ["x", "double free or corruption (out)"], 0.5)
+    assert (crashed.outcome, crashed.signal, crashed.stderr_tail) == ("crashed", "SIGABRT",
+                                                                       "double free or corruption (out)")
+    assert classify_exit(-9, "hung", [], [], 0.0).outcome == "hung"  # killed by us: our reason, not the signal
+    error = classify_exit(1, "", [{"type": "error", "message": "RuntimeError: boom"}], [], 0.0)
+    assert (error.outcome, error.message) == ("error", "RuntimeError: boom")
+    thread_died = classify_exit(0, "", [{"type": "error", "message": "load thread 3 died"}, *done], [], 1.0)
+    assert thread_died.outcome == "error"  # the worker finished, but not cleanly
+    silent = classify_exit(0, "", [], ["last words"], 0.0)
+    assert (silent.outcome, silent.message) == ("error", "last words")
+
+
+def test_merge_batches_sums_and_caps_examples():
+    one = Batch(completed=3, get_ns=[1, 2], errors={"ServerDown": 1}, wrong_values=1,
+                examples=[{"key": "a", "kind": "wrong", "got": "b"}] * 4)
+    two = Batch(completed=2, set_ns=[5], failed=[1, 0], errors={"ServerDown": 2, "Error": 1},
+                examples=[{"key": "c", "kind": "wrong", "got": "d"}] * 4)
+    total = merge_batches([one, two])
+    assert total.completed == 5 and total.get_ns == [1, 2] and total.set_ns == [5]
+    assert total.failed == [1, 0] and total.errors == {"ServerDown": 3, "Error": 1}
+    assert len(total.examples) == 5
+
+
+def test_recorder_drops_warmup_timings_but_keeps_what_went_wrong():
+    shipped = []
+    recorder = Recorder(LoopTiming(measure_start_ns=1_000, end_ns=10_000, flush_interval_ns=10_000_000),
+                        shipped.append)
+    recorder.measuring = False
+    assert recorder.next_flush(500) == 1_000  # the first flush falls due at the start of measurement
+    record, record_acquire = recorder.appenders()
+    record[0](123)
+    record_acquire(7)
+    recorder.failure(ConnectionError("x"), 1, 900, 1_000)
+    next_flush = recorder.flush(1_000, completed=2)
+    warmup = shipped[-1]
+    assert warmup.get_ns == [] and warmup.acquire_ns == [] and warmup.failed == [0, 0]
+    assert warmup.errors == {"ConnectionError": 1} and warmup.completed == 2
+    assert recorder.measuring and next_flush == 1_000 + 10_000_000
+    record, _ = recorder.appenders()
+    record[1](456)
+    recorder.flush(2_000, completed=3)
+    assert shipped[-1].set_ns == [456] and shipped[-1].completed == 1
