@@ -147,13 +147,23 @@ class _Rate:
         return (ops - first_ops) / (now - first_t) if now > first_t else 0.0
 
 
-class Run:
-    """One strategy run in progress: the workers, the merged stats and the watchdog."""
+class Stats(Protocol):
+    """What the runner needs of the object that merges a run's snapshots."""
 
-    def __init__(self, plan: RunPlan, listener: RunListener) -> None:
+    errors: collections.Counter
+
+    def add_snapshot(self, snapshot: dict[str, Any]) -> None: ...
+
+    def ok_ops(self) -> int: ...
+
+
+class Run:
+    """One run in progress: the workers, the merged stats and the watchdog."""
+
+    def __init__(self, plan: RunPlan, listener: RunListener, stats: Stats) -> None:
         self.plan = plan
         self.listener = listener
-        self.stats = RunStats()
+        self.stats = stats
         self.events: queue.Queue = queue.Queue()
         self.workers: list[WorkerProcess] = []
         self.phases_seen: set[str] = set()
@@ -172,7 +182,7 @@ class Run:
         kind = message.get("type")
         if kind == "snapshot":
             self.stats.add_snapshot(message)
-            worker.measured_s = min(max(worker.measured_s, message["t_s"]), self.plan.duration_s)
+            worker.measured_s = min(max(worker.measured_s, message.get("t_s", 0.0)), self.plan.duration_s)
             if message["completed"]:
                 worker.last_progress = time.monotonic()
             return
@@ -244,18 +254,12 @@ class Run:
             except queue.Empty:
                 pass
 
-    def result(self, interrupted: bool) -> RunResult:
-        outcomes = tuple(worker.finish() for worker in self.workers)
-        plan = self.plan
-        result = RunResult(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
-                           pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
-                           duration_s=plan.duration_s, stats=self.stats, workers=outcomes, interrupted=interrupted)
-        return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))
+def run_workers(plan: RunPlan, listener: RunListener, stats: Stats) -> tuple[tuple[WorkerOutcome, ...], bool]:
+    """Run the plan's workers to their end, or until Ctrl-C; returns how each ended and whether interrupted.
 
-
-def execute(plan: RunPlan, listener: RunListener) -> RunResult:
-    """Run one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
-    run = Run(plan, listener)
+    `stats` receives every snapshot, so what was measured before a crash, a hang or Ctrl-C is kept.
+    """
+    run = Run(plan, listener, stats)
     interrupted = False
     try:
         run.spawn()
@@ -270,4 +274,14 @@ def execute(plan: RunPlan, listener: RunListener) -> RunResult:
         for worker in run.workers:
             worker.kill("error")
         raise
-    return run.result(interrupted)
+    return tuple(worker.finish() for worker in run.workers), interrupted
+
+
+def execute(plan: RunPlan, listener: RunListener) -> RunResult:
+    """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
+    stats = RunStats()
+    outcomes, interrupted = run_workers(plan, listener, stats)
+    result = RunResult(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
+                       pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
+                       duration_s=plan.duration_s, stats=stats, workers=outcomes, interrupted=interrupted)
+    return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))

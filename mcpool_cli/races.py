@@ -1,0 +1,96 @@
+"""Pure race detection: values that carry key, writer and sequence, and the classes of anomaly they reveal."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ANOMALIES = ("other_key", "stale_own", "false_miss", "corrupt", "protocol_desync")
+ANOMALY_WORDS = {
+    "other_key": "value of another key",
+    "stale_own": "stale own value (older than this thread last wrote)",
+    "false_miss": "false miss (a key known to be present answered as missing)",
+    "corrupt": "corrupt value (unreadable, or written by no one who could)",
+    "protocol_desync": "protocol desync (an error that is another command's reply)",
+}
+# libmemcached return codes that, raised from a plain get or set, mean the client read a reply meant for
+# another command: UNKNOWN READ FAILURE, PROTOCOL ERROR, ERROR (pylibmc's SocketCreateError), DATA EXISTS,
+# NOT STORED, STORED, NOT FOUND, END, DELETED, VALUE, STAT, ITEM, parse error.
+DESYNC_CODES = frozenset({7, 8, 11, 12, 14, 15, 16, 21, 22, 23, 24, 25, 43})
+DESYNC_CLASSES = frozenset({"UnknownReadFailure", "ProtocolError", "SocketCreateError", "DataExists"})
+_CODE = re.compile(r"error (\d+) from ")
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a race-check value says about itself."""
+
+    key: str
+    writer: int  # the writing thread's token, never reused within a run
+    seq: int
+
+
+def encode_value(key: str, writer: int, seq: int) -> bytes:
+    return f"{key}|{writer}|{seq}|".encode()
+
+
+def decode_value(raw: object) -> Stamp | None:
+    """The stamp of a value, or None when it is not one mcpool wrote."""
+    if not isinstance(raw, bytes):
+        return None
+    parts = raw.split(b"|")
+    if len(parts) != 4 or parts[3] != b"":
+        return None
+    try:
+        return Stamp(parts[0].decode(), int(parts[1]), int(parts[2]))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def check_own(key: str, writer: int, last_seq: int, got: object) -> str | None:
+    """The anomaly in a get of a key only this thread writes, after it last wrote `last_seq`; None if fine."""
+    if got is None:
+        return "false_miss"
+    stamp = decode_value(got)
+    if stamp is None:
+        return "corrupt"
+    if stamp.key != key:
+        return "other_key"
+    if stamp.writer != writer or stamp.seq > last_seq:
+        return "corrupt"
+    if stamp.seq < last_seq:
+        return "stale_own"
+    return None
+
+
+def check_shared(key: str, got: object) -> str | None:
+    """The anomaly in a get of a key written once before the load and only read since; None if fine."""
+    if got is None:
+        return "false_miss"
+    stamp = decode_value(got)
+    if stamp is None:
+        return "corrupt"
+    if stamp.key != key:
+        return "other_key"
+    return None
+
+
+def classify_error(exc: BaseException) -> str:
+    """`protocol_desync` for an error that is really another command's reply, else `error`."""
+    if type(exc).__name__ in DESYNC_CLASSES:
+        return "protocol_desync"
+    match = _CODE.search(str(exc))
+    if match and int(match.group(1)) in DESYNC_CODES:
+        return "protocol_desync"
+    return "error"
+
+
+def verdict(outcomes: list[str], anomalies: int) -> str:
+    """safe, racy, crashed or hung over all trials of one strategy (the worst wins)."""
+    if "crashed" in outcomes:
+        return "crashed"
+    if "hung" in outcomes:
+        return "hung"
+    if "error" in outcomes:
+        return "error"
+    return "racy" if anomalies else "safe"
