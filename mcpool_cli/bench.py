@@ -70,20 +70,43 @@ def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) 
         raise UsageProblem(f"--behavior: {exc}; see pylibmc's behaviors list") from exc
 
 
+def validate_custom(strategies: tuple[str, ...], import_path: tuple[str, ...], hang_timeout_s: float) -> None:
+    """Checks every command shares: custom strategies import, the hang timeout is workable."""
+    if hang_timeout_s < MIN_HANG_TIMEOUT_S:
+        raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
+                           "a few times a second and need a moment to start")
+    for name in strategies:
+        if is_custom(name):
+            load_factory(name, import_path)
+
+
+def check_client(servers: tuple[ServerAddress, ...], binary: bool = False,
+                 behaviors: tuple[tuple[str, int | str], ...] = ()) -> None:
+    """One get through pylibmc itself, from this process and one thread: the server may answer a socket yet
+    be unusable to pylibmc (its bundled libmemcached cannot look up IPv6 addresses, for one)."""
+    import pylibmc
+
+    for server in servers:
+        client = pylibmc.Client([server.spec], binary=binary, behaviors=dict(behaviors))
+        try:
+            client.get("mcpool:probe")
+        except pylibmc.Error as exc:
+            hint = " (this pylibmc's libmemcached cannot use IPv6 addresses: give an IPv4 one)" \
+                if ":" in server.host else ""
+            raise UsageProblem(f"server {server.spec}: pylibmc cannot use it: {exc}{hint}") from exc
+        finally:
+            client.disconnect_all()
+
+
 def validate(options: BenchOptions) -> None:
     """Every check that can fail before load starts: bad behaviors, custom strategies that do not import."""
     if options.duration_s <= 0:
         raise UsageProblem("--duration must be longer than 0")
-    if options.hang_timeout_s < MIN_HANG_TIMEOUT_S:
-        raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
-                           "a few times a second and need a moment to start")
+    validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     if options.keys * options.value_size[1] > MAX_DATASET_BYTES:
         raise UsageProblem(f"--keys {options.keys:,} with values up to {options.value_size[1]:,} bytes would need "
                            f"over {MAX_DATASET_BYTES >> 30} GiB in every worker; use fewer keys or smaller values")
     check_behaviors(options.behaviors, options.binary)
-    for name in options.strategies:
-        if is_custom(name):
-            load_factory(name, options.import_path)
 
 
 def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddress, ...], key_prefix: str) -> RunPlan:

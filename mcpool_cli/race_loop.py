@@ -14,7 +14,7 @@ OWN_KEYS = 16  # per thread
 SHARED_KEYS = 64
 SHARED_WRITER = -1  # the token of the worker that writes the shared keys before the load
 MAX_EXAMPLES = 5
-URGENT_FLUSH_NS = 5_000_000
+URGENT_FLUSH_NS = 1_000_000  # evidence leaves within a millisecond: the process may die right after
 
 
 def own_key(prefix: str, token: int, index: int) -> str:

@@ -11,7 +11,7 @@ SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every c
 
 def _seen_before(result: RunResult) -> str:
     stats = result.stats
-    parts = [f"{stats.completed:,} ops ({stats.ops():,} of them after warm-up)"]
+    parts = [f"{stats.completed:,} ops ({stats.ops():,} of them after the warm-up)"]
     if result.error_count:
         top = ", ".join(f"{name} {count:,}" for name, count in stats.errors.most_common(3))
         parts.append(f"{result.error_count:,} errors ({top})")
@@ -21,7 +21,7 @@ def _seen_before(result: RunResult) -> str:
         parts.append(f"{stats.corrupt_values:,} corrupt values")
     if stats.misses:
         parts.append(f"{stats.misses:,} misses")
-    return "Before that it saw " + ", ".join(parts) + "."
+    return "It saw " + ", ".join(parts) + "."
 
 
 def explain(result: RunResult, hang_timeout_s: float) -> str:
@@ -42,7 +42,8 @@ def explain(result: RunResult, hang_timeout_s: float) -> str:
     elif outcome.outcome == "error":
         text = f"A worker stopped with a Python error: {outcome.message}. {_seen_before(result)}"
     elif outcome.outcome == "interrupted":
-        text = f"Interrupted (Ctrl-C); the figures cover the time measured until then. {_seen_before(result)}"
+        text = (f"Interrupted (Ctrl-C or a termination signal); the figures cover the time measured until then. "
+                f"{_seen_before(result)}")
     elif result.stats.wrong_values or result.stats.corrupt_values or result.error_count:
         text = f"The run finished, but not cleanly. {_seen_before(result)}"
     elif result.stats.ok_ops() == 0:

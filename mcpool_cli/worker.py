@@ -19,24 +19,32 @@ from typing import Any, BinaryIO, Callable
 
 from mcpool_cli.loop import MAX_EXAMPLES, Batch, LoopTiming, run_load
 from mcpool_cli.plan import ClientConfig, WorkerPlan
-from mcpool_cli.strategies import build_strategy
+from mcpool_cli.race_loop import (SHARED_KEYS, SHARED_WRITER, RaceThread, merge_race_batches, race_message,
+                                  shared_key)
+from mcpool_cli.races import encode_value
+from mcpool_cli.strategies import SharedStrategy, build_strategy
 from mcpool_cli.workload import KeySpace, build_key_space, build_schedule
 
 POPULATE_CHUNK = 500
 
 
 class Emitter:
-    """Writes one JSON object per line to the parent; safe to call from any thread."""
+    """Writes one JSON object per line to the parent; safe to call from any thread.
+
+    Each line goes out in os.write calls on the raw descriptor: a line under PIPE_BUF (4 KiB) is one
+    atomic write, so a forked child may share the stream with its parent (the fork-safety check).
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
+        self._fd = stream.fileno()
+        self._stream = stream  # keeps the descriptor open
         self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
-        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        line = memoryview(json.dumps(message, separators=(",", ":")).encode() + b"\n")
         with self._lock:
-            self._stream.write(line)
-            self._stream.flush()
+            while line:
+                line = line[os.write(self._fd, line):]
 
 
 def encode_ns(values: list[int]) -> str:
@@ -192,6 +200,80 @@ def prepare(plan: WorkerPlan, emitter: Emitter) -> Prepared:
     return Prepared(strategy, space)
 
 
+def prepare_races(plan: WorkerPlan, emitter: Emitter) -> Prepared:
+    """Build the strategy (none for the fork check) and write the shared keys every thread reads."""
+    run = plan.run
+    master = make_master_client(run.client)
+    strategy = None
+    if run.mode == "races":
+        strategy = build_strategy(run.strategy, master, run.threads, run.effective_pool_size,
+                                  run.relinquish, run.import_path)
+    prefix = run.workload.key_prefix
+    values = {shared_key(prefix, i): encode_value(shared_key(prefix, i), SHARED_WRITER, 0) for i in range(SHARED_KEYS)}
+    failed = master.set_multi(values, time=run.workload.ttl_s)  # also connects the master before any fork
+    if failed:
+        raise RuntimeError(f"could not write {len(failed)} shared keys")
+    return Prepared(strategy if strategy is not None else master, KeySpace((), ()))
+
+
+def load_races(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Threads (or, for the fork check, a parent and a forked child sharing one client) hunt for races."""
+    run = plan.run
+    emitter.send({"type": "phase", "phase": "measure"})
+    start = time.perf_counter_ns()
+    end = start + int((run.warmup_s + run.duration_s) * 1e9)
+    interval = int(run.snapshot_interval_s * 1e9)
+    if run.mode == "races-fork":
+        fork_race(plan, prepared.strategy, start, end, emitter)
+        return
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index
+        racer = RaceThread(prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval)
+        threads.append(threading.Thread(target=_guarded(racer.run, token, emitter, prepared.strategy), daemon=True))
+        threads[-1].start()
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(run.snapshot_interval_s)
+        emitter.send(race_message(merge_race_batches(_drain_all(sink))))
+    emitter.send(race_message(merge_race_batches(_drain_all(sink))))
+
+
+def fork_race(plan: WorkerPlan, master: Any, start: int, end: int, emitter: Emitter) -> None:
+    """A client connected before fork(), used by both processes at once, as a pre-loading server does."""
+    interval = int(plan.run.snapshot_interval_s * 1e9)
+    send = lambda batch: emitter.send(race_message(batch))  # noqa: E731
+    child = os.fork()
+    if child == 0:
+        try:
+            RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 1, start, end, send, interval).run()
+        finally:
+            os._exit(0)
+    RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 0, start, end, send, interval).run()
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):  # the child's crash is this check's crash
+        os.kill(os.getpid(), os.WTERMSIG(status))
+
+
+def _guarded(body: Callable[[], None], token: int, emitter: Emitter, strategy: Any) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            body()
+            strategy.thread_done()
+        except BaseException as exc:  # a strategy that kills its thread makes the trial an error
+            emitter.send({"type": "error", "message": f"load thread {token} died: {type(exc).__name__}: {exc}"})
+    return run
+
+
+def _drain_all(sink: queue.SimpleQueue) -> list[Any]:
+    items = []
+    while True:
+        try:
+            items.append(sink.get_nowait())
+        except queue.Empty:
+            return items
+
+
 def load(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     """Warm up, measure, stream; returns when every load thread has stopped."""
     run = plan.run
@@ -213,12 +295,13 @@ def main() -> None:
     emitter = Emitter(protocol_stream())
     emitter.send({"type": "hello", "pid": os.getpid()})
     try:
-        prepared = prepare(plan, emitter)
+        racing = plan.run.mode.startswith("races")
+        prepared = prepare_races(plan, emitter) if racing else prepare(plan, emitter)
         emitter.send({"type": "ready"})
         if stdin.readline().strip() != b"go":
             os._exit(70)  # the parent is gone
         threading.Thread(target=watch_parent, args=(stdin,), daemon=True).start()
-        load(plan, prepared, emitter)
+        (load_races if racing else load)(plan, prepared, emitter)
     except Exception as exc:  # reported to the parent as the run's `error` outcome
         emitter.send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
         os._exit(1)

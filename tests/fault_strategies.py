@@ -52,27 +52,32 @@ class _Hanging(_CountingPool):
 
 
 class _WrongKey:
-    """Wraps a client so that every 50th get returns the value of another key (a race, simulated)."""
+    """Wraps a client so that its get answers with the reply to an earlier get of another key, as a client
+    shared by two threads does."""
 
-    def __init__(self, client: pylibmc.Client) -> None:
+    def __init__(self, client: pylibmc.Client, pool: "_Racy") -> None:
         self.client = client
+        self.pool = pool
 
     def get(self, key: str):
-        prefix, _, index = key.rpartition("k")
-        return self.client.get(f"{prefix}k{int(index) + 1}")
+        reply = self.client.get(key)
+        earlier, self.pool.earlier = self.pool.earlier, (key, reply)
+        return earlier[1] if earlier[0] != key and earlier[1] is not None else reply
 
     def set(self, *args, **kwargs):
         return self.client.set(*args, **kwargs)
 
 
 class _Racy(_CountingPool):
+    earlier: tuple = ("", None)
+
     @contextlib.contextmanager
     def reserve(self):
         with self.lock:
             self.calls += 1
             n = self.calls
         with self.pool.reserve(block=True) as client:
-            yield _WrongKey(client) if n % 50 == 0 else client
+            yield _WrongKey(client, self) if n % 50 == 0 else client
 
 
 def crash_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
@@ -86,7 +91,7 @@ def hang_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
 
 
 def racy_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
-    """Every 50th reserve hands out a client whose get returns the next key's value."""
+    """Every 50th reserve hands out a client whose get may return another key's earlier reply."""
     return _Racy(master, threads)
 
 

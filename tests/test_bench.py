@@ -111,7 +111,7 @@ def test_servers_from_environment(bench, memcached, monkeypatch):
     monkeypatch.setenv("MCPOOL_SERVERS", memcached.spec)
     code, out, err = bench("--strategy", "per-thread", server=False)
     assert code == 0, err
-    assert f"memcached 1.6" in out and memcached.spec in out
+    assert "memcached 1.6" in out and memcached.spec in out
 
 
 def test_embedded_server_is_used_and_stopped(bench_json):

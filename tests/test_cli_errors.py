@@ -1,6 +1,5 @@
 """Bad input and unusable environments: exit 2, one line, no traceback, no load."""
 
-import os
 
 import pytest
 

@@ -1,7 +1,6 @@
 """Ctrl-C in a real process: partial results, exit 130, nothing left running."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -2,74 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 from typing import Any
 
 import click
 
-from mcpool_cli.environment import Environment, servers_from_env
-from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.environment import Environment
+from mcpool_cli.errors import ExitCode
 from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, SERVER, VALUE_SIZE
 
-STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
-                 "(called with the master pylibmc.Client and the thread count; must return an object with a "
-                 "reserve() context manager). Repeatable. Default: fifo, thread-mapped and per-thread.")
-
-
-def check_json_target(path: str | None) -> None:
-    """Fail before any load if the results could not be written where asked."""
-    if path in (None, "-"):
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UsageProblem(f"--json {path}: is a folder; give a file name")
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UsageProblem(f"--json {path}: folder {folder} does not exist or is not writable")
-
-
-def write_json(path: str, document: dict[str, Any], env: Environment) -> None:
-    """Write the result document to PATH (atomically: a reader never sees half a file) or to stdout for `-`."""
-    text = json.dumps(document, indent=2) + "\n"
-    if path == "-":
-        env.stdout.write(text)
-        env.stdout.flush()
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, prefix=".mcpool-", suffix=".tmp") as handle:
-            temporary = handle.name
-            handle.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError, NameError):
-            os.unlink(temporary)
-        raise UsageProblem(f"--json {path}: cannot write the results ({exc.strerror or exc})") from exc
-
-
-def make_progress(env: Environment, quiet: bool) -> Any:
-    from rich.console import Console
-
-    from mcpool_cli.progress import LiveProgress, NullProgress, PlainProgress
-
-    if quiet:
-        return NullProgress()
-    if env.stderr_isatty:
-        return LiveProgress(Console(file=env.stderr))
-    return PlainProgress(env.stderr)
-
-
-def connect(ctx: click.Context, servers: tuple[Any, ...], memory_mb: int) -> tuple[tuple[Any, ...], bool, str]:
-    """The servers to use (checked), whether mcpool started them, and their version."""
-    from mcpool_cli.server import EmbeddedServer, check_reachable
-
-    servers = servers or servers_from_env()
-    if servers:
-        return servers, False, ", ".join(sorted({check_reachable(s) for s in servers}))
-    embedded = ctx.with_resource(EmbeddedServer(memory_mb=max(256, 2 * memory_mb)))
-    return (embedded.address,), True, check_reachable(embedded.address)
+from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, make_progress, write_json
 
 
 def exit_code(session: Any) -> ExitCode:
@@ -144,13 +85,14 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     """
     from rich.console import Console
 
-    from mcpool_cli.bench import BenchOptions, BenchSession, dataset_mb, expand_strategies, validate
+    from mcpool_cli.bench import BenchOptions, BenchSession, check_client, dataset_mb, expand_strategies, validate
 
     env: Environment = ctx.obj
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0, **settings)
     validate(options)
     check_json_target(json_path)
     session = BenchSession(options, *connect(ctx, servers, dataset_mb(options)))
+    check_client(session.servers, options.binary, options.behaviors)
     progress = make_progress(env, quiet)
     try:
         session.run(progress)

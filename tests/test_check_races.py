@@ -1,0 +1,83 @@
+"""`mcpool check-races` against a real memcached, each trial in a real worker process."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mcpool_cli.cli import cli
+from tests.conftest import TESTS
+
+QUICK = ["--duration", "1s", "--trials", "2", "--threads", "4", "--quiet", "--json", "-"]
+
+
+@pytest.fixture
+def races(memcached, monkeypatch):
+    monkeypatch.chdir(TESTS)
+
+    def run(*args: str) -> tuple[int, dict, str]:
+        result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, *QUICK, *args])
+        return result.exit_code, json.loads(result.stdout), result.stderr
+
+    return run
+
+
+def by_strategy(doc):
+    return {result["strategy"]: result for result in doc["results"]}
+
+
+def test_safe_builtins_come_out_safe(races):
+    code, doc, err = races("--strategy", "fifo", "--strategy", "thread-mapped", "--strategy", "per-thread")
+    assert code == 0, err
+    assert doc["schema"] == "mcpool.check/1" and doc["check"] == "races"
+    for result in doc["results"]:
+        assert result["verdict"] == "safe", result
+        assert result["anomaly_count"] == 0 and result["first_anomaly_s"] is None
+        assert len(result["trials"]) == 2 and all(t["ops"] > 100 for t in result["trials"])
+        assert set(result["anomalies"]) == {"other_key", "stale_own", "false_miss", "corrupt", "protocol_desync"}
+
+
+def test_shared_client_is_unsafe_with_evidence(races):
+    code, doc, _ = races("--strategy", "shared", "--threads", "8", "--hang-timeout", "6s")
+    (result,) = doc["results"]
+    assert result["verdict"] in ("crashed", "hung", "racy")
+    assert result["trials_affected"] == 2
+    assert code == 1
+
+
+def test_a_racy_custom_pool_is_caught(races):
+    code, doc, _ = races("--strategy", "fault_strategies:racy_pool")
+    (result,) = doc["results"]
+    assert result["verdict"] == "racy"
+    assert result["anomalies"]["other_key"] > 0 and result["first_anomaly_s"] is not None
+    example = result["examples"][0]
+    assert example["kind"] == "other_key" and example["key"] and example["expected"] and example["got"]
+    assert "Two threads held one client at once" in result["advice"]
+    assert code == 1
+
+
+def test_crash_and_hang_verdicts(races):
+    code, doc, _ = races("--strategy", "fault_strategies:crash_pool", "--strategy", "fault_strategies:hang_pool",
+                         "--hang-timeout", "1s", "--trials", "1")
+    results = by_strategy(doc)
+    crash = results["fault_strategies:crash_pool"]
+    assert crash["verdict"] == "crashed" and crash["trials"][0]["signal"] == "SIGABRT"
+    assert crash["summary"].startswith("crashed in 1/1 trials: SIGABRT")
+    assert results["fault_strategies:hang_pool"]["verdict"] == "hung"
+    assert code == 1
+
+
+def test_fork_check_catches_cross_process_replies(races):
+    code, doc, _ = races("--fork")
+    (result,) = doc["results"]
+    assert result["strategy"] == "fork"
+    assert result["verdict"] in ("racy", "crashed")
+    assert "fork()" in result["advice"]
+    assert code == 1
+
+
+def test_bad_input_is_exit_2(memcached):
+    result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--trials", "0"])
+    assert result.exit_code == 2 and "--trials" in result.stderr
+    result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--strategy", "nope:make"])
+    assert result.exit_code == 2 and "cannot import 'nope'" in result.stderr
