@@ -111,7 +111,8 @@ class StrategyCheck:
             bad = worst_outcome([t.outcome for t in self.trials if t.outcome.outcome == self.verdict])
             detail = bad.signal or bad.message or ""
             words = f" — {bad.stderr_tail}" if self.verdict == "crashed" and bad.stderr_tail else ""
-            return f"{self.verdict} in {count}: {detail}{words}".rstrip(": ")
+            when = f" ({bad.lifetime_s:.1f} s after its worker started)" if self.verdict == "crashed" else ""
+            return f"{self.verdict} in {count}: {detail}{words}{when}"
         if self.verdict == "racy":
             return f"anomalies in {count}, first after {self.first_anomaly_s:.3f} s"
         return f"no anomaly in {len(self.trials)} trials"

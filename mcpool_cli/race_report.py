@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mcpool_cli.check_races import StrategyCheck
+from mcpool_cli.check_races import FORK, StrategyCheck
 from mcpool_cli.races import ANOMALY_WORDS
 
 VERDICT_STYLE = {"safe": "bold green", "racy": "bold red", "crashed": "bold red", "hung": "bold red",
@@ -16,8 +16,9 @@ VERDICT_STYLE = {"safe": "bold green", "racy": "bold red", "crashed": "bold red"
 def check_report(check: StrategyCheck, threads: int, duration_s: float) -> RenderableType:
     """The verdict on one strategy, with evidence and one line of advice."""
     verdict = check.verdict
+    who = "a parent and its forked child" if check.strategy == FORK else f"{threads} threads"
     head = (Text(check.strategy, style="bold")
-            .append(f" · {threads} threads · {len(check.trials)} trials × {duration_s:g} s · ")
+            .append(f" · {who} · {len(check.trials)} trials × {duration_s:g} s · ")
             .append(verdict.upper(), style=VERDICT_STYLE.get(verdict, "bold")))
     ops = sum(t.stats.completed for t in check.trials)
     parts: list[RenderableType] = [head, Text(f"{check.summary()} · {ops:,} checked ops")]
