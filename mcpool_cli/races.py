@@ -47,32 +47,29 @@ def decode_value(raw: object) -> Stamp | None:
         return None
 
 
-def check_own(key: str, writer: int, last_seq: int, got: object) -> str | None:
-    """The anomaly in a get of a key only this thread writes, after it last wrote `last_seq`; None if fine."""
+def _stamp_of(key: str, got: object) -> tuple[str | None, Stamp | None]:
+    """(anomaly, stamp) for any key: a miss, an unreadable value, or another key's value."""
     if got is None:
-        return "false_miss"
+        return "false_miss", None
     stamp = decode_value(got)
     if stamp is None:
-        return "corrupt"
-    if stamp.key != key:
-        return "other_key"
+        return "corrupt", None
+    return ("other_key" if stamp.key != key else None), stamp
+
+
+def check_own(key: str, writer: int, last_seq: int, got: object) -> str | None:
+    """The anomaly in a get of a key only this thread writes, after it last wrote `last_seq`; None if fine."""
+    anomaly, stamp = _stamp_of(key, got)
+    if anomaly or stamp is None:
+        return anomaly
     if stamp.writer != writer or stamp.seq > last_seq:
         return "corrupt"
-    if stamp.seq < last_seq:
-        return "stale_own"
-    return None
+    return "stale_own" if stamp.seq < last_seq else None
 
 
 def check_shared(key: str, got: object) -> str | None:
     """The anomaly in a get of a key written once before the load and only read since; None if fine."""
-    if got is None:
-        return "false_miss"
-    stamp = decode_value(got)
-    if stamp is None:
-        return "corrupt"
-    if stamp.key != key:
-        return "other_key"
-    return None
+    return _stamp_of(key, got)[0]
 
 
 def classify_error(exc: BaseException) -> str:

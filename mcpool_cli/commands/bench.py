@@ -8,9 +8,10 @@ import click
 
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
-from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, SERVER, VALUE_SIZE
+from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, VALUE_SIZE
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, make_progress, write_json
+from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
+                                        write_json)
 
 
 def exit_code(session: Any) -> ExitCode:
@@ -39,9 +40,7 @@ def render(session: Any, console: Any) -> None:
 
 
 @click.command()
-@click.option("--server", "-s", "servers", type=SERVER, multiple=True,
-              help="memcached HOST:PORT to load instead of the embedded server; repeat for several (pylibmc hashes "
-                   "keys across them). Also read from MCPOOL_SERVERS=host:port,host:port.")
+@shared_options("mcpool.result/1")
 @click.option("--strategy", "strategies", multiple=True, metavar="NAME", help=STRATEGY_HELP)
 @click.option("--threads", "-t", type=click.IntRange(1, 1024), default=12, show_default=True,
               help="Load threads in each worker process.")
@@ -64,10 +63,6 @@ def render(session: Any, console: Any) -> None:
 @click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
               help="A pylibmc behavior KEY=VALUE, e.g. tcp_nodelay=1 or retry_timeout=1. Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the key, value-size and op sequences.")
-@click.option("--hang-timeout", "hang_timeout_s", type=DURATION, default="10s", show_default=True,
-              help="Kill a worker that makes no progress for this long and report the run as hung.")
-@click.option("--json", "json_path", metavar="FILE", help="Write results as JSON (mcpool.result/1) to FILE, - for stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report.")
 @click.pass_context
 def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], pool_size: int | None,
           json_path: str | None, quiet: bool, **settings: Any) -> None:

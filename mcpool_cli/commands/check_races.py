@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, make_progress, write_json
+from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
+                                        write_json)
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
-from mcpool_cli.options import DURATION, SERVER
+from mcpool_cli.options import DURATION
 
 
 def exit_code(session: Any) -> ExitCode:
@@ -20,8 +21,7 @@ def exit_code(session: Any) -> ExitCode:
 
 
 @click.command("check-races")
-@click.option("--server", "-s", "servers", type=SERVER, multiple=True,
-              help="memcached HOST:PORT to use instead of the embedded server; repeatable; also MCPOOL_SERVERS.")
+@shared_options("mcpool.check/1")
 @click.option("--strategy", "strategies", multiple=True, metavar="NAME",
               help=STRATEGY_HELP.replace("Default: fifo, thread-mapped and per-thread.", "Default: all."))
 @click.option("--threads", "-t", type=click.IntRange(2, 1024), default=8, show_default=True,
@@ -33,10 +33,6 @@ def exit_code(session: Any) -> ExitCode:
 @click.option("--fork", is_flag=True,
               help="Check fork safety instead: one client connected before fork(), used by parent and child.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (kept in the results).")
-@click.option("--hang-timeout", "hang_timeout_s", type=DURATION, default="10s", show_default=True,
-              help="Kill a trial that makes no progress for this long and call it hung.")
-@click.option("--json", "json_path", metavar="FILE", help="Write results as JSON (mcpool.check/1), - for stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report.")
 @click.pass_context
 def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], fork: bool,
                 json_path: str | None, quiet: bool, **settings: Any) -> None:

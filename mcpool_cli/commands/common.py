@@ -6,12 +6,13 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import UsageProblem
+from mcpool_cli.options import DURATION, SERVER
 
 STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
                  "(called with the master pylibmc.Client and the thread count; must return an object with a "
@@ -69,3 +70,23 @@ def connect(ctx: click.Context, servers: tuple[Any, ...], memory_mb: int) -> tup
         return servers, False, ", ".join(sorted({check_reachable(s) for s in servers}))
     embedded = ctx.with_resource(EmbeddedServer(memory_mb=max(256, 2 * memory_mb)))
     return (embedded.address,), True, check_reachable(embedded.address)
+
+
+def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every command takes: servers, hang timeout, JSON output, quiet."""
+    decorators = [
+        click.option("--server", "-s", "servers", type=SERVER, multiple=True,
+                     help="memcached HOST:PORT to use instead of the embedded server; repeat for several (pylibmc "
+                          "hashes keys across them). Also read from MCPOOL_SERVERS=host:port,host:port."),
+        click.option("--hang-timeout", "hang_timeout_s", type=DURATION, default="10s", show_default=True,
+                     help="Kill a worker that makes no progress for this long and report it as hung."),
+        click.option("--json", "json_path", metavar="FILE", help=f"Write results as JSON ({schema}) to FILE, - for stdout."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report."),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
