@@ -46,7 +46,8 @@ class RunPlan:
     snapshot_interval_s: float = 0.25
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
-    mode: str = "bench"  # bench | races | races-fork: which loop the workers run
+    mode: str = "bench"  # bench | races | races-fork | leaks: which loop the workers run
+    churn: int = 0  # leaks: short-lived threads to start (at most `threads` alive at once)
 
     @property
     def effective_pool_size(self) -> int:

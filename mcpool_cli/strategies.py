@@ -64,6 +64,16 @@ class Strategy:
         """
         return None
 
+    per_thread_clients = False  # whether held clients belong to threads (so a dead thread's is a leak)
+
+    def held_clients(self) -> list[Any]:
+        """Clients the strategy holds right now (for check-leaks)."""
+        return []
+
+    def standing_clients(self) -> int:
+        """Connections the strategy keeps open by design, whatever the threads do."""
+        return 0
+
     def thread_done(self) -> None:
         """Called by each load thread as it exits."""
 
@@ -95,6 +105,9 @@ class SharedStrategy(Strategy):
 
     def thread_client(self) -> Any:
         return self._lease.client
+
+    def standing_clients(self) -> int:
+        return 1
 
 
 class PerThreadStrategy(Strategy):
@@ -129,6 +142,12 @@ class FifoStrategy(Strategy):
     def reserve(self) -> ContextManager[Any]:
         return self._pool.reserve()
 
+    def held_clients(self) -> list[Any]:
+        return list(self._pool.queue)
+
+    def standing_clients(self) -> int:
+        return self._pool.qsize()
+
     def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
         timeout_s = max(0.001, (deadline_ns - time.perf_counter_ns()) / 1e9)
         client = self._pool.get(True, timeout_s)  # what reserve(block=True) does, bounded in time
@@ -159,6 +178,16 @@ class PoolStrategy(Strategy):
 
     def reserve(self) -> ContextManager[Any]:
         return self._pool.reserve()
+
+    @property
+    def per_thread_clients(self) -> bool:  # type: ignore[override]
+        return isinstance(self._pool, dict)  # keyed by thread, like ThreadMappedPool
+
+    def held_clients(self) -> list[Any]:
+        if isinstance(self._pool, dict):
+            return list(self._pool.values())
+        queued = getattr(self._pool, "queue", None)
+        return list(queued) if queued is not None else []
 
     def thread_done(self) -> None:
         if self._relinquish:

@@ -255,6 +255,28 @@ def fork_race(plan: WorkerPlan, master: Any, start: int, end: int, emitter: Emit
         os.kill(os.getpid(), os.WTERMSIG(status))
 
 
+def prepare_strategy(plan: WorkerPlan, emitter: Emitter) -> Prepared:
+    run = plan.run
+    master = make_master_client(run.client)
+    strategy = build_strategy(run.strategy, master, run.threads, run.effective_pool_size,
+                              run.relinquish, run.import_path)
+    return Prepared(strategy, KeySpace((), ()))
+
+
+def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Churn short-lived threads, then report what the server and the pool still hold."""
+    from mcpool_cli.leaks import StatsProbe, churn
+    from mcpool_cli.server import parse_server
+
+    probe = StatsProbe([parse_server(spec) for spec in plan.run.client.servers])
+    emitter.send({"type": "phase", "phase": "measure"})
+    progress = lambda n: emitter.send({"type": "snapshot", "kind": "progress", "completed": n})  # noqa: E731
+    figures = churn(prepared.strategy, probe, plan.run.churn, plan.run.threads, 3, plan.run.workload.key_prefix,
+                    progress)
+    probe.close()
+    emitter.send({"type": "snapshot", "kind": "leaks", "completed": 1, "figures": figures.to_json()})
+
+
 def _guarded(body: Callable[[], None], token: int, emitter: Emitter, strategy: Any) -> Callable[[], None]:
     def run() -> None:
         try:
@@ -295,19 +317,22 @@ def main() -> None:
     emitter = Emitter(protocol_stream())
     emitter.send({"type": "hello", "pid": os.getpid()})
     try:
-        racing = plan.run.mode.startswith("races")
-        prepared = prepare_races(plan, emitter) if racing else prepare(plan, emitter)
+        prepare_for, load_for = MODES[plan.run.mode]
+        prepared = prepare_for(plan, emitter)
         emitter.send({"type": "ready"})
         if stdin.readline().strip() != b"go":
             os._exit(70)  # the parent is gone
         threading.Thread(target=watch_parent, args=(stdin,), daemon=True).start()
-        (load_races if racing else load)(plan, prepared, emitter)
+        load_for(plan, prepared, emitter)
     except Exception as exc:  # reported to the parent as the run's `error` outcome
         emitter.send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
         os._exit(1)
     emitter.send({"type": "done"})
     os._exit(0)  # do not wait for a load thread a broken strategy left blocked
 
+
+MODES = {"bench": (prepare, load), "races": (prepare_races, load_races), "races-fork": (prepare_races, load_races),
+         "leaks": (prepare_strategy, load_leaks)}
 
 if __name__ == "__main__":
     main()

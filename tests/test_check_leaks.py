@@ -1,0 +1,50 @@
+"""`mcpool check-leaks` against a real memcached: connections counted on the server."""
+
+import json
+
+from click.testing import CliRunner
+
+from mcpool_cli.cli import cli
+from mcpool_cli.leaks import ChurnFigures, leak_verdict
+
+
+def leaks(memcached, *args):
+    result = CliRunner().invoke(cli, ["check-leaks", "-s", memcached.spec, "--churn", "120", "--concurrency", "10",
+                                      "--quiet", "--json", "-", *args])
+    return result.exit_code, {r["strategy"]: r for r in json.loads(result.stdout)["results"]}
+
+
+def test_thread_mapped_without_relinquish_leaks_even_with_reused_idents(memcached):
+    code, results = leaks(memcached, "--strategy", "thread-mapped", "--no-relinquish")
+    result = results["thread-mapped"]
+    assert result["verdict"] == "leak"
+    assert 0 < result["leaked_connections"] <= 10  # bounded by peak concurrency: idents are reused
+    assert result["dead_thread_clients"] == result["held_by_pool"] > 0
+    assert result["threads_started"] == 120
+    assert code == 1
+
+
+def test_relinquishing_and_fifo_do_not_leak(memcached):
+    code, results = leaks(memcached, "--strategy", "thread-mapped", "--strategy", "fifo", "--strategy", "per-thread")
+    assert results["fifo"]["verdict"] == "clean" and results["fifo"]["connections_opened"] <= 10
+    assert results["thread-mapped"]["verdict"] == "churn" and results["thread-mapped"]["leaked_connections"] == 0
+    assert results["per-thread"]["verdict"] == "churn"
+    assert results["thread-mapped"]["connections_opened"] >= 100  # a connection per thread, then closed
+    for result in results.values():
+        assert {"leaked_connections", "connections_opened", "threads_started", "peak_connections"} <= set(result)
+    assert code == 0
+
+
+def figures(**changes):
+    base = dict(threads_started=100, concurrency=10, baseline_connections=5, baseline_drift=0, peak_connections=15,
+                after_connections=5, connections_opened=3, standing_clients=0, held_by_pool=0,
+                dead_thread_clients=0, open_sockets_after=1)
+    return ChurnFigures(**{**base, **changes})
+
+
+def test_leak_verdicts():
+    assert leak_verdict(figures()) == ("clean", 0)
+    assert leak_verdict(figures(connections_opened=100)) == ("churn", 0)
+    assert leak_verdict(figures(after_connections=12)) == ("leak", 7)
+    assert leak_verdict(figures(after_connections=15, standing_clients=10, connections_opened=10)) == ("clean", 0)
+    assert leak_verdict(figures(dead_thread_clients=3)) == ("leak", 3)
