@@ -35,6 +35,38 @@ class RunListener(Protocol):
     def tick(self, plan: RunPlan, elapsed_s: float, ops: int, ops_per_s: float, errors: int) -> None: ...
 
 
+class InterruptFlag:
+    """While workers run, Ctrl-C (and SIGTERM, SIGHUP) only raise a flag; the pump loop checks it.
+
+    A KeyboardInterrupt raised at an arbitrary point in the main thread can land inside a queue's lock
+    handling and leave the lock held, so that a reader thread and then the main thread block forever.
+    Checking a flag at a known point avoids that.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def _set(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def __enter__(self) -> "InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._set)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def check(self) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+
+
 def ignore_further_interrupts() -> None:
     """After the first Ctrl-C, a second one must not cut the clean-up short."""
     if threading.current_thread() is threading.main_thread():
@@ -231,10 +263,11 @@ class Run:
         elapsed = now - self.measure_started if self.measure_started else 0.0
         self.listener.tick(self.plan, elapsed, ops, self.rate.update(now, ops), sum(self.stats.errors.values()))
 
-    def pump(self) -> None:
+    def pump(self, interrupt: InterruptFlag) -> None:
         """Handle events until every worker's output has closed."""
         next_tick = 0.0
         while not all(w.stdout_closed for w in self.workers):
+            interrupt.check()
             try:
                 self.handle(*self.events.get(timeout=0.1))
             except queue.Empty:
@@ -261,9 +294,12 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats) -> tuple[tup
     """
     run = Run(plan, listener, stats)
     interrupted = False
+    flag = InterruptFlag()
     try:
-        run.spawn()
-        run.pump()
+        with flag:
+            run.spawn()
+            flag.check()
+            run.pump(flag)
     except KeyboardInterrupt:
         ignore_further_interrupts()
         interrupted = True
