@@ -25,6 +25,7 @@ class RaceStats:
     """One trial's anomalies, merged from the worker's snapshots as they arrive."""
 
     completed: int = 0
+    checked: int = 0
     anomalies: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     examples: list[dict[str, str]] = field(default_factory=list)
@@ -32,6 +33,7 @@ class RaceStats:
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         self.completed += snap["completed"]
+        self.checked += snap.get("checked", 0)
         self.anomalies.update(snap["anomalies"])
         self.errors.update(snap["errors"])
         self.examples += snap["examples"][: MAX_EXAMPLES - len(self.examples)]
@@ -53,7 +55,8 @@ class Trial:
     def to_json(self) -> dict[str, Any]:
         return {"trial": self.index, "outcome": self.outcome.outcome, "signal": self.outcome.signal,
                 "stderr_tail": self.outcome.stderr_tail, "message": self.outcome.message,
-                "ops": self.stats.completed, "anomalies": dict(self.stats.anomalies),
+                "ops": self.stats.completed, "checked": self.stats.checked,
+                "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
                 "errors": dict(self.stats.errors), "first_anomaly_s": self.stats.first_anomaly_s,
                 "evictions": self.evictions}
 
@@ -90,7 +93,9 @@ class StrategyCheck:
 
     @property
     def verdict(self) -> str:
-        return verdict([t.outcome.outcome for t in self.trials], sum(self.anomalies.values()))
+        return verdict([t.outcome.outcome for t in self.trials], sum(self.anomalies.values()),
+                       sum(t.stats.checked for t in self.trials), sum(self.errors.values()),
+                       sum(t.stats.completed for t in self.trials))
 
     @property
     def first_anomaly_s(self) -> float | None:
@@ -107,15 +112,23 @@ class StrategyCheck:
     def summary(self) -> str:
         """One line, e.g. `crashed in 3/3 trials: SIGABRT — double free or corruption`."""
         count = f"{self.affected}/{len(self.trials)} trials"
+        first = f", first anomaly after {self.first_anomaly_s * 1000:.1f} ms" if self.first_anomaly_s is not None else ""
         if self.verdict in ("crashed", "hung", "error"):
+            count = f"{sum(t.outcome.outcome == self.verdict for t in self.trials)}/{len(self.trials)} trials"
             bad = worst_outcome([t.outcome for t in self.trials if t.outcome.outcome == self.verdict])
             detail = bad.signal or bad.message or ""
             words = f" — {bad.stderr_tail}" if self.verdict == "crashed" and bad.stderr_tail else ""
             when = f" ({bad.lifetime_s:.1f} s after its worker started)" if self.verdict == "crashed" else ""
-            return f"{self.verdict} in {count}: {detail}{words}{when}"
+            return f"{self.verdict} in {count}: {detail}{words}{when}{first}"
         if self.verdict == "racy":
-            return f"anomalies in {count}, first after {self.first_anomaly_s:.3f} s"
-        return f"no anomaly in {len(self.trials)} trials"
+            return f"anomalies in {count}{first}"
+        if self.verdict == "interrupted":
+            return f"interrupted after {len(self.trials)} trial(s): no anomaly in what ran, which proves nothing"
+        if self.verdict == "inconclusive":
+            checked = sum(t.stats.checked for t in self.trials)
+            return (f"inconclusive: {checked:,} replies checked, {sum(self.errors.values()):,} calls failed — "
+                    "too little evidence to call it safe")
+        return f"no anomaly in {len(self.trials)} trial(s)"
 
     def advice(self) -> str:
         if self.verdict == "safe":
@@ -127,6 +140,11 @@ class StrategyCheck:
             return "Threads share one pylibmc.Client: give each thread its own (mc.clone()) or use a pool."
         if self.verdict == "error":
             return "A trial stopped with a Python error; fix it and check again."
+        if self.verdict in ("inconclusive", "interrupted"):
+            return "Check again: make sure the strategy hands out working clients, and let every trial finish."
+        if is_custom(self.strategy) and not sum(self.anomalies.values()):
+            return ("No wrong reply was seen: look for a deadlock or an exhausted pool (hung), or at the worker's "
+                    "last words on stderr (crashed).")
         if is_custom(self.strategy):
             return ("Two threads held one client at once: make reserve() lend each client to one thread at a "
                     "time (a queue, as pylibmc.ClientPool does) or give each thread its own clone().")

@@ -30,6 +30,7 @@ class RaceBatch:
     """What one thread saw since its last flush."""
 
     ops: int = 0
+    checked: int = 0  # replies actually compared (a failed call checks nothing)
     anomalies: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     first_anomaly_ns: int | None = None  # since the load started
@@ -92,6 +93,7 @@ class RaceThread:
             self.last_seq[index] = seq
         ok, got = self.call("get", key)
         if ok and written:
+            self.batch.checked += 1
             anomaly = check_own(key, self.token, self.last_seq[index], got)
             if anomaly:
                 expected = encode_value(key, self.token, self.last_seq[index]).decode()
@@ -99,6 +101,7 @@ class RaceThread:
         shared = shared_key(self.prefix, (n * 7 + self.token) % SHARED_KEYS)
         ok, got = self.call("get", shared)
         if ok:
+            self.batch.checked += 1
             anomaly = check_shared(shared, got)
             if anomaly:
                 self.batch.note(anomaly, perf_counter_ns() - self.start_ns, shared, f"{shared}|…", got)
@@ -130,6 +133,7 @@ def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:
     total = RaceBatch()
     for batch in batches:
         total.ops += batch.ops
+        total.checked += batch.checked
         for target, source in ((total.anomalies, batch.anomalies), (total.errors, batch.errors)):
             for name, count in source.items():
                 target[name] = target.get(name, 0) + count
@@ -140,7 +144,8 @@ def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:
 
 
 def race_message(batch: RaceBatch) -> dict[str, Any]:
-    return {"type": "snapshot", "kind": "races", "completed": batch.ops, "anomalies": batch.anomalies,
+    return {"type": "snapshot", "kind": "races", "completed": batch.ops, "checked": batch.checked,
+            "anomalies": batch.anomalies,
             "errors": batch.errors, "examples": batch.examples,
             "first_anomaly_s": None if batch.first_anomaly_ns is None else batch.first_anomaly_ns / 1e9,
             "t_s": 0.0}

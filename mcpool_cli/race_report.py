@@ -10,7 +10,7 @@ from mcpool_cli.check_races import FORK, StrategyCheck
 from mcpool_cli.races import ANOMALY_WORDS
 
 VERDICT_STYLE = {"safe": "bold green", "racy": "bold red", "crashed": "bold red", "hung": "bold red",
-                 "error": "bold red"}
+                 "error": "bold red", "inconclusive": "bold yellow", "interrupted": "bold yellow"}
 
 
 def check_report(check: StrategyCheck, threads: int, duration_s: float) -> RenderableType:
@@ -21,7 +21,8 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
             .append(f" · {who} · {len(check.trials)} trials × {duration_s:g} s · ")
             .append(verdict.upper(), style=VERDICT_STYLE.get(verdict, "bold")))
     ops = sum(t.stats.completed for t in check.trials)
-    parts: list[RenderableType] = [head, Text(f"{check.summary()} · {ops:,} checked ops")]
+    checked = sum(t.stats.checked for t in check.trials)
+    parts: list[RenderableType] = [head, Text(f"{check.summary()} · {ops:,} ops, {checked:,} replies checked")]
     counts = [(ANOMALY_WORDS[name], count) for name, count in check.anomalies.items() if count]
     if counts:
         table = Table(box=None, pad_edge=False, show_header=False)

@@ -82,12 +82,19 @@ def classify_error(exc: BaseException) -> str:
     return "error"
 
 
-def verdict(outcomes: list[str], anomalies: int) -> str:
-    """safe, racy, crashed or hung over all trials of one strategy (the worst wins)."""
-    if "crashed" in outcomes:
-        return "crashed"
-    if "hung" in outcomes:
-        return "hung"
-    if "error" in outcomes:
-        return "error"
-    return "racy" if anomalies else "safe"
+def verdict(outcomes: list[str], anomalies: int, checked: int = 1, errors: int = 0, ops: int = 0) -> str:
+    """crashed, hung, error, racy, or safe over all trials of one strategy (the worst wins).
+
+    Safe needs evidence of safety: replies were really compared, few calls failed, no trial was cut short.
+    Otherwise the verdict is `inconclusive` (or `interrupted`), never `safe`.
+    """
+    for bad in ("crashed", "hung", "error"):
+        if bad in outcomes:
+            return bad
+    if anomalies:
+        return "racy"
+    if "interrupted" in outcomes:
+        return "interrupted"
+    if checked == 0 or errors > max(10, ops // 100):
+        return "inconclusive"
+    return "safe"

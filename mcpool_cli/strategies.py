@@ -210,7 +210,7 @@ def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., 
             sys.path.insert(0, entry)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module may fail in any way
+    except (Exception, SystemExit) as exc:  # the user's module may fail in any way, sys.exit() included
         raise UsageProblem(
             f"custom strategy {spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
             "run from the folder that holds it or add it to PYTHONPATH"

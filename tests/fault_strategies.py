@@ -129,3 +129,13 @@ def thread_killer_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
 def chatty_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
     """A working pool that prints to stdout now and then, as debugging code does."""
     return _Chatty(master, threads)
+
+
+class _Refusing(_CountingPool):
+    def hook(self, n: int, age_s: float) -> None:
+        raise RuntimeError("no client for you")
+
+
+def refusing_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
+    """Every reserve() raises: nothing is ever checked, so nothing may be called safe."""
+    return _Refusing(master, threads)

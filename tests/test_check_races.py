@@ -81,3 +81,18 @@ def test_bad_input_is_exit_2(memcached):
     assert result.exit_code == 2 and "--trials" in result.stderr
     result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--strategy", "nope:make"])
     assert result.exit_code == 2 and "cannot import 'nope'" in result.stderr
+
+
+def test_nothing_checked_is_inconclusive_not_safe(races):
+    code, doc, _ = races("--strategy", "fault_strategies:refusing_pool", "--trials", "1")
+    (result,) = doc["results"]
+    assert result["verdict"] == "inconclusive"
+    assert result["trials"][0]["checked"] == 0 and result["errors"]["RuntimeError"] > 0
+    assert code == 1
+
+
+def test_fork_takes_no_strategy_and_trials_need_time(memcached):
+    result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--fork", "--strategy", "fifo"])
+    assert result.exit_code == 2 and "--fork" in result.stderr
+    result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--duration", "0s"])
+    assert result.exit_code == 2 and "--duration" in result.stderr

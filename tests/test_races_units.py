@@ -56,3 +56,10 @@ def test_verdicts():
     assert verdict(["ok", "ok"], 3) == "racy"
     assert verdict(["ok", "hung"], 3) == "hung"
     assert verdict(["hung", "crashed"], 0) == "crashed"
+
+
+def test_safe_needs_evidence():
+    assert verdict(["ok"], 0, checked=0) == "inconclusive"
+    assert verdict(["ok"], 0, checked=1000, errors=500, ops=3000) == "inconclusive"
+    assert verdict(["ok", "interrupted"], 0, checked=1000, ops=3000) == "interrupted"
+    assert verdict(["ok", "interrupted"], 4, checked=1000, ops=3000) == "racy"

@@ -10,7 +10,7 @@ import click
 from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
                                         write_json)
 from mcpool_cli.environment import Environment
-from mcpool_cli.errors import ExitCode
+from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import DURATION
 
 
@@ -40,7 +40,8 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
 
     Threads write and read back keys only they write, and read keys all share; every value carries its
     key, its writer and a sequence number, so a reply meant for another thread is caught. Each trial runs
-    in its own worker process. Verdict per strategy: safe, racy, crashed or hung. Exit 0 when every
+    in its own worker process. Verdict per strategy: safe, racy, crashed, hung, error, or
+    inconclusive / interrupted when there is too little evidence. Exit 0 when every
     strategy is safe, 1 otherwise, 2 for bad input.
 
     \b
@@ -58,6 +59,10 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     from mcpool_cli.race_report import check_report, checks_summary
 
     env: Environment = ctx.obj
+    if fork and strategies:
+        raise UsageProblem("--fork checks one client shared across fork(); it takes no --strategy")
+    if settings["duration_s"] < 0.1:
+        raise UsageProblem("--duration must be at least 100ms: a trial needs time to find a race")
     chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
     options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
