@@ -51,6 +51,15 @@ class Trial:
     outcome: WorkerOutcome
     stats: RaceStats
     evictions: int  # during the trial, on the servers: false misses may be evictions when this is not 0
+    flushed: bool = False  # someone flushed or restarted a server during the trial
+
+    @property
+    def counted_anomalies(self) -> Counter:
+        """Anomalies that count toward the verdict: misses are not evidence when the server lost items."""
+        counted = Counter(self.stats.anomalies)
+        if self.evictions or self.flushed:
+            counted.pop("false_miss", None)
+        return counted
 
     def to_json(self) -> dict[str, Any]:
         return {"trial": self.index, "outcome": self.outcome.outcome, "signal": self.outcome.signal,
@@ -58,7 +67,7 @@ class Trial:
                 "ops": self.stats.completed, "checked": self.stats.checked,
                 "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
                 "errors": dict(self.stats.errors), "first_anomaly_s": self.stats.first_anomaly_s,
-                "evictions": self.evictions}
+                "evictions": self.evictions, "flushed": self.flushed}
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,8 @@ class StrategyCheck:
 
     @property
     def verdict(self) -> str:
-        return verdict([t.outcome.outcome for t in self.trials], sum(self.anomalies.values()),
+        counted = sum(sum(t.counted_anomalies.values()) for t in self.trials)
+        return verdict([t.outcome.outcome for t in self.trials], counted,
                        sum(t.stats.checked for t in self.trials), sum(self.errors.values()),
                        sum(t.stats.completed for t in self.trials))
 
@@ -158,14 +168,20 @@ class StrategyCheck:
                 "errors": dict(self.errors), "examples": self.examples()}
 
 
-def evictions(servers: tuple[ServerAddress, ...]) -> int:
-    total = 0
+def server_marks(servers: tuple[ServerAddress, ...]) -> tuple[int, int, tuple[str, ...]]:
+    """(evictions, flushes, pids) summed over the servers, to tell afterwards whether they lost items."""
+    evicted = flushed = 0
+    pids = []
     for server in servers:
         try:
-            total += int(server_stats(server).get("evictions", 0))
+            stats = server_stats(server)
         except OSError:
-            pass
-    return total
+            pids.append("?")
+            continue
+        evicted += int(stats.get("evictions", 0))
+        flushed += int(stats.get("cmd_flush", 0))
+        pids.append(stats.get("pid", "?"))
+    return evicted, flushed, tuple(pids)
 
 
 def trial_plan(options: RaceOptions, strategy: str, servers: tuple[ServerAddress, ...], prefix: str) -> RunPlan:
@@ -194,10 +210,12 @@ class RaceSession:
                 for index in range(1, self.options.trials + 1):
                     prefix = f"mcpool:{self.run_id}:races:{strategy}:{index}:"
                     plan = trial_plan(self.options, strategy, self.servers, prefix)
-                    before = evictions(self.servers)
+                    before = server_marks(self.servers)
                     stats = RaceStats()
-                    outcomes, interrupted = run_workers(dataclasses.replace(plan), listener, stats)
-                    trials.append(Trial(index, worst_outcome(list(outcomes)), stats, evictions(self.servers) - before))
+                    outcomes, interrupted = run_workers(plan, listener, stats)
+                    after = server_marks(self.servers)
+                    flushed = after[1] != before[1] or after[2] != before[2]  # a flush_all, or a restart
+                    trials.append(Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed))
                     if interrupted:
                         self.interrupted = True
                         break

@@ -33,9 +33,9 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
         parts.append(table)
     if check.errors:
         parts.append(Text("errors: " + ", ".join(f"{n} {c:,}" for n, c in check.errors.most_common(5)), style="red"))
-    if check.trials and any(t.evictions for t in check.trials) and check.anomalies["false_miss"]:
-        parts.append(Text("the server evicted items during a trial: some false misses may be evictions",
-                          style="yellow"))
+    if any(t.evictions or t.flushed for t in check.trials) and check.anomalies["false_miss"]:
+        parts.append(Text("the server evicted, flushed or restarted during a trial: that trial's false misses "
+                          "are shown but not counted toward the verdict", style="yellow"))
     for example in check.examples():
         parts.append(Text(f"  {example['kind']}: key {example['key']}: expected {example['expected']!r}, "
                           f"got {example['got']}", style="yellow"))

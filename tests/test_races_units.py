@@ -63,3 +63,19 @@ def test_safe_needs_evidence():
     assert verdict(["ok"], 0, checked=1000, errors=500, ops=3000) == "inconclusive"
     assert verdict(["ok", "interrupted"], 0, checked=1000, ops=3000) == "interrupted"
     assert verdict(["ok", "interrupted"], 4, checked=1000, ops=3000) == "racy"
+
+
+def test_misses_after_a_flush_or_eviction_are_not_evidence():
+    from collections import Counter
+
+    from mcpool_cli.check_races import RaceStats, StrategyCheck, Trial
+    from mcpool_cli.results import WorkerOutcome
+
+    def trial(evictions=0, flushed=False, **anomalies):
+        stats = RaceStats(completed=3000, checked=2000, anomalies=Counter(anomalies))
+        return Trial(1, WorkerOutcome("ok"), stats, evictions, flushed)
+
+    assert StrategyCheck("per-thread", (trial(flushed=True, false_miss=40),)).verdict == "safe"
+    assert StrategyCheck("per-thread", (trial(evictions=3, false_miss=40),)).verdict == "safe"
+    assert StrategyCheck("per-thread", (trial(false_miss=40),)).verdict == "racy"
+    assert StrategyCheck("per-thread", (trial(flushed=True, false_miss=4, other_key=1),)).verdict == "racy"
