@@ -18,7 +18,8 @@ def test_thread_mapped_without_relinquish_leaks_even_with_reused_idents(memcache
     code, results = leaks(memcached, "--strategy", "thread-mapped", "--no-relinquish")
     result = results["thread-mapped"]
     assert result["verdict"] == "leak"
-    assert 0 < result["leaked_connections"] <= 10  # bounded by peak concurrency: idents are reused
+    # bounded by peak concurrency (a thread frees its slot just before it ends), not by 120 threads: idents are reused
+    assert 0 < result["leaked_connections"] <= 20
     assert result["dead_thread_clients"] == result["held_by_pool"] > 0
     assert result["threads_started"] == 120
     assert code == 1
