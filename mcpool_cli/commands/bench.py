@@ -10,8 +10,7 @@ from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
 from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, VALUE_SIZE
 
-from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
-                                        write_json)
+from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
 
 
 def exit_code(session: Any) -> ExitCode:
@@ -78,8 +77,6 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
       mcpool bench --strategy all --duration 5s --json result.json
       mcpool bench -s 127.0.0.1:11211 --strategy myapp.cache:make_pool
     """
-    from rich.console import Console
-
     from mcpool_cli.bench import BenchOptions, BenchSession, check_client, dataset_mb, expand_strategies, validate
 
     env: Environment = ctx.obj
@@ -88,12 +85,5 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     check_json_target(json_path)
     session = BenchSession(options, *connect(ctx, servers, dataset_mb(options)))
     check_client(session.servers, options.binary, options.behaviors)
-    progress = make_progress(env, quiet)
-    try:
-        session.run(progress)
-    finally:
-        progress.close()
-        if json_path:
-            write_json(json_path, session.to_json(), env)
-    render(session, Console(file=env.stderr if json_path == "-" else env.stdout))
+    render(session, run_session(session, env, quiet, json_path))
     ctx.exit(exit_code(session))

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
-                                        write_json)
+from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
 
@@ -76,8 +75,6 @@ def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     """
     import os
 
-    from rich.console import Console
-
     from mcpool_cli.bench import check_client, expand_strategies, validate_custom
     from mcpool_cli.check_leaks import LEAK_DEFAULT, LeakOptions, LeakSession
 
@@ -88,14 +85,7 @@ def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     check_json_target(json_path)
     session = LeakSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
-    progress = make_progress(env, quiet)
-    try:
-        session.run(progress)
-    finally:
-        progress.close()
-        if json_path:
-            write_json(json_path, session.to_json(), env)
-    console = Console(file=env.stderr if json_path == "-" else env.stdout)
+    console = run_session(session, env, quiet, json_path)
     for check in session.checks:
         console.print(render_check(check, session.embedded))
     ctx.exit(exit_code(session))

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import (STRATEGY_HELP, check_json_target, connect, make_progress, shared_options,
-                                        write_json)
+from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import DURATION
@@ -52,8 +51,6 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     """
     import os
 
-    from rich.console import Console
-
     from mcpool_cli.bench import check_client, expand_strategies, validate_custom
     from mcpool_cli.check_races import FORK, RaceOptions, RaceSession
     from mcpool_cli.race_report import check_report, checks_summary
@@ -69,14 +66,7 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     check_json_target(json_path)
     session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
-    progress = make_progress(env, quiet)
-    try:
-        session.run(progress)
-    finally:
-        progress.close()
-        if json_path:
-            write_json(json_path, session.to_json(), env)
-    console = Console(file=env.stderr if json_path == "-" else env.stdout)
+    console = run_session(session, env, quiet, json_path)
     for check in session.checks:
         console.print(check_report(check, options.threads, options.duration_s))
     if len(session.checks) > 1:

@@ -90,3 +90,18 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return command
 
     return apply
+
+
+def run_session(session: Any, env: Environment, quiet: bool, json_path: str | None) -> Any:
+    """Run a command's session with progress, write its JSON on every exit path, and return the console
+    the report goes to (stderr when the JSON takes stdout)."""
+    from rich.console import Console
+
+    progress = make_progress(env, quiet)
+    try:
+        session.run(progress)
+    finally:
+        progress.close()
+        if json_path:
+            write_json(json_path, session.to_json(), env)
+    return Console(file=env.stderr if json_path == "-" else env.stdout)
