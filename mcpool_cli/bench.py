@@ -12,7 +12,7 @@ from mcpool_cli import __version__
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.results import RESULT_SCHEMA, RunResult
-from mcpool_cli.runner import RunListener, execute, ignore_further_interrupts
+from mcpool_cli.runner import RunListener, execute, run_in_turn
 from mcpool_cli.server import ServerAddress
 from mcpool_cli.strategies import BUILTIN, is_custom, load_factory
 
@@ -140,16 +140,12 @@ class BenchSession:
 
     def run(self, listener: RunListener) -> None:
         """Each strategy in turn against the same server; stops early on Ctrl-C, keeping what was measured."""
-        try:
-            for strategy in self.options.strategies:
-                plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
-                self.results.append(execute(plan, listener))
-                if self.results[-1].interrupted:
-                    self.interrupted = True
-                    break
-        except KeyboardInterrupt:  # between two strategies
-            ignore_further_interrupts()
-            self.interrupted = True
+        def run_one(strategy: str) -> bool:
+            plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
+            self.results.append(execute(plan, listener))
+            return self.results[-1].interrupted
+
+        self.interrupted = run_in_turn(self.options.strategies, run_one)
         self.finished_at = _now()
 
     def to_json(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from mcpool_cli.check_races import CHECK_SCHEMA
 from mcpool_cli.leaks import ChurnFigures, leak_verdict
 from mcpool_cli.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.results import WorkerOutcome, worst_outcome
-from mcpool_cli.runner import RunListener, ignore_further_interrupts, run_workers
+from mcpool_cli.runner import RunListener, run_in_turn, run_workers
 from mcpool_cli.server import ServerAddress
 
 LEAK_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # shared is left out: it crashes, and holds one client
@@ -92,18 +92,14 @@ class LeakSession:
     interrupted: bool = False
 
     def run(self, listener: RunListener) -> None:
-        try:
-            for strategy in self.options.strategies:
-                stats = LeakStats()
-                outcomes, interrupted = run_workers(self.plan(strategy), listener, stats)
-                self.checks.append(LeakCheck(strategy, self.options.relinquish, worst_outcome(list(outcomes)),
-                                             stats.figures))
-                if interrupted:
-                    self.interrupted = True
-                    break
-        except KeyboardInterrupt:
-            ignore_further_interrupts()
-            self.interrupted = True
+        def run_one(strategy: str) -> bool:
+            stats = LeakStats()
+            outcomes, interrupted = run_workers(self.plan(strategy), listener, stats)
+            self.checks.append(LeakCheck(strategy, self.options.relinquish, worst_outcome(list(outcomes)),
+                                         stats.figures))
+            return interrupted
+
+        self.interrupted = run_in_turn(self.options.strategies, run_one)
 
     def plan(self, strategy: str) -> RunPlan:
         options = self.options

@@ -11,7 +11,7 @@ from mcpool_cli import __version__
 from mcpool_cli.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.races import ANOMALIES, verdict
 from mcpool_cli.results import WorkerOutcome, worst_outcome
-from mcpool_cli.runner import RunListener, ignore_further_interrupts, run_workers
+from mcpool_cli.runner import RunListener, run_in_turn, run_workers
 from mcpool_cli.server import ServerAddress, server_stats
 from mcpool_cli.strategies import is_custom
 
@@ -204,27 +204,29 @@ class RaceSession:
     interrupted: bool = False
 
     def run(self, listener: RunListener) -> None:
-        try:
-            for strategy in self.options.strategies:
-                trials = []
+        def run_one(strategy: str) -> bool:
+            trials: list[Trial] = []
+            try:
                 for index in range(1, self.options.trials + 1):
-                    prefix = f"mcpool:{self.run_id}:races:{strategy}:{index}:"
-                    plan = trial_plan(self.options, strategy, self.servers, prefix)
-                    before = server_marks(self.servers)
-                    stats = RaceStats()
-                    outcomes, interrupted = run_workers(plan, listener, stats)
-                    after = server_marks(self.servers)
-                    flushed = after[1] != before[1] or after[2] != before[2]  # a flush_all, or a restart
-                    trials.append(Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed))
+                    trial, interrupted = self.trial(strategy, index, listener)
+                    trials.append(trial)
                     if interrupted:
-                        self.interrupted = True
-                        break
+                        return True
+                return False
+            finally:  # the trials that ran are reported, even when Ctrl-C came between two of them
                 self.checks.append(StrategyCheck(strategy, tuple(trials)))
-                if self.interrupted:
-                    break
-        except KeyboardInterrupt:
-            ignore_further_interrupts()
-            self.interrupted = True
+
+        self.interrupted = run_in_turn(self.options.strategies, run_one)
+
+    def trial(self, strategy: str, index: int, listener: RunListener) -> tuple[Trial, bool]:
+        """One trial in a fresh worker, with the server's evictions, flushes and restarts around it."""
+        plan = trial_plan(self.options, strategy, self.servers, f"mcpool:{self.run_id}:races:{strategy}:{index}:")
+        before = server_marks(self.servers)
+        stats = RaceStats()
+        outcomes, interrupted = run_workers(plan, listener, stats)
+        after = server_marks(self.servers)
+        flushed = after[1] != before[1] or after[2] != before[2]  # a flush_all, or a restart
+        return Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed), interrupted
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": CHECK_SCHEMA, "check": "races", "mcpool_version": __version__, "run_id": self.run_id,

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Callable, Protocol
 
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.plan import RunPlan, WorkerPlan
@@ -65,6 +65,19 @@ class InterruptFlag:
     def check(self) -> None:
         if self.raised:
             raise KeyboardInterrupt
+
+
+def run_in_turn(names: tuple[str, ...], run_one: Callable[[str], bool]) -> bool:
+    """Call `run_one(name)` for each name until one reports an interrupt; a Ctrl-C between two runs counts
+    too. Returns whether the sequence was interrupted."""
+    try:
+        for name in names:
+            if run_one(name):
+                return True
+    except KeyboardInterrupt:
+        ignore_further_interrupts()
+        return True
+    return False
 
 
 def ignore_further_interrupts() -> None:
