@@ -66,7 +66,7 @@ def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) 
 
     try:
         pylibmc.Client(["127.0.0.1:11211"], binary=binary, behaviors=dict(behaviors))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, pylibmc.Error) as exc:
         raise UsageProblem(f"--behavior: {exc}; see pylibmc's behaviors list") from exc
 
 

@@ -12,6 +12,7 @@ from mcpool_cli import __version__
 from mcpool_cli.commands.bench import bench
 from mcpool_cli.commands.check_leaks import check_leaks
 from mcpool_cli.commands.check_races import check_races
+from mcpool_cli.commands.check_stale import check_stale
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
 
@@ -67,3 +68,4 @@ def main() -> None:
 cli.add_command(bench)
 cli.add_command(check_races)
 cli.add_command(check_leaks)
+cli.add_command(check_stale)

@@ -30,5 +30,6 @@ class ParsedType(click.ParamType):
 DURATION = ParsedType("duration", units.parse_duration_s)
 VALUE_SIZE = ParsedType("size", units.parse_value_size)
 RATIO = ParsedType("get:set", units.parse_ratio)
+MIX = ParsedType("op=weight,...", units.parse_mix)
 BEHAVIOR = ParsedType("key=value", units.parse_behavior)
 SERVER = ParsedType("host:port", parse_server)

@@ -19,6 +19,7 @@ class Workload:
     seed: int = 0
     key_prefix: str = "mcpool:run:"
     ttl_s: int = 3600  # keys on a server mcpool did not start expire by themselves
+    mix: tuple[tuple[str, int], ...] = ()  # (op, weight) for loops that take more ops than get and set
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class RunPlan:
     snapshot_interval_s: float = 0.25
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
-    mode: str = "bench"  # bench | races | races-fork | leaks: which loop the workers run
+    mode: str = "bench"  # bench | races | races-fork | leaks | stale: which loop the workers run
     churn: int = 0  # leaks: short-lived threads to start (at most `threads` alive at once)
+    rate: float = 0.0  # stale: ops a second per thread
+    pause_at_s: float = 0.0  # stale, idle fault: threads pause this long after the start, until told to resume
 
     @property
     def effective_pool_size(self) -> int:
@@ -72,5 +75,7 @@ class WorkerPlan:
         client["servers"] = tuple(client["servers"])
         client["behaviors"] = tuple(tuple(pair) for pair in client["behaviors"])
         run["import_path"] = tuple(run["import_path"])
-        plan = RunPlan(client=ClientConfig(**client), workload=Workload(**run.pop("workload")), **run)
+        workload = dict(run.pop("workload"))
+        workload["mix"] = tuple(tuple(pair) for pair in workload["mix"])
+        plan = RunPlan(client=ClientConfig(**client), workload=Workload(**workload), **run)
         return cls(run=plan, worker_index=raw["worker_index"])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import queue
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable
 
 from mcpool_cli.races import check_own, check_shared, classify_error, encode_value
-from mcpool_cli.strategies import Strategy
+from mcpool_cli.strategies import Strategy, leased_call
 
 OWN_KEYS = 16  # per thread
 SHARED_KEYS = 64
@@ -59,23 +58,10 @@ class RaceThread:
     def call(self, method: str, key: str, *args: Any) -> tuple[bool, Any]:
         """(ok, reply) of one call on a client reserved for it; errors are classified and counted."""
         try:
-            try:
-                lease = self.strategy.reserve()
-                client = lease.__enter__()
-            except queue.Empty:
-                lease = self.strategy.reserve_waiting(self.end_ns)
-                client = lease.__enter__()
+            return True, leased_call(self.strategy, self.end_ns, method, key, *args)
         except Exception as exc:
             self._error(exc, key)
             return False, None
-        try:
-            reply = getattr(client, method)(key, *args)
-        except Exception as exc:
-            _exit_quietly(lease, exc)
-            self._error(exc, key)
-            return False, None
-        lease.__exit__(None, None, None)
-        return True, reply
 
     def _error(self, exc: BaseException, key: str) -> None:
         kind = classify_error(exc)
@@ -120,13 +106,6 @@ class RaceThread:
                     self.batch, next_flush = RaceBatch(), now + self.flush_interval_ns
         finally:
             self.sink(self.batch)
-
-
-def _exit_quietly(lease: Any, exc: BaseException) -> None:
-    try:
-        lease.__exit__(type(exc), exc, exc.__traceback__)
-    except Exception:
-        pass
 
 
 def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:

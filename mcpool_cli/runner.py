@@ -202,11 +202,18 @@ class Stats(Protocol):
     def ok_ops(self) -> int: ...
 
 
+class FaultDriver(Protocol):
+    """Something the parent does to the server while the workers load (check-stale's faults)."""
+
+    def poll(self, workers: list["WorkerProcess"]) -> None: ...
+
+
 class Run:
     """One run in progress: the workers, the merged stats and the watchdog."""
 
-    def __init__(self, plan: RunPlan, listener: RunListener, stats: Stats) -> None:
+    def __init__(self, plan: RunPlan, listener: RunListener, stats: Stats, driver: FaultDriver | None = None) -> None:
         self.plan = plan
+        self.driver = driver
         self.listener = listener
         self.stats = stats
         self.events: queue.Queue = queue.Queue()
@@ -279,13 +286,16 @@ class Run:
     def pump(self, interrupt: InterruptFlag) -> None:
         """Handle events until every worker's output has closed."""
         next_tick = 0.0
+        wait_s = 0.1 if self.driver is None else 0.01  # a fault is timed to within ten milliseconds
         while not all(w.stdout_closed for w in self.workers):
             interrupt.check()
             try:
-                self.handle(*self.events.get(timeout=0.1))
+                self.handle(*self.events.get(timeout=wait_s))
             except queue.Empty:
                 pass
             self.release_ready_workers()
+            if self.driver is not None:
+                self.driver.poll(self.workers)
             self.watchdog()
             if time.monotonic() >= next_tick:
                 self.tick()
@@ -300,12 +310,14 @@ class Run:
             except queue.Empty:
                 pass
 
-def run_workers(plan: RunPlan, listener: RunListener, stats: Stats) -> tuple[tuple[WorkerOutcome, ...], bool]:
+def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
+                driver: FaultDriver | None = None) -> tuple[tuple[WorkerOutcome, ...], bool]:
     """Run the plan's workers to their end, or until Ctrl-C; returns how each ended and whether interrupted.
 
     `stats` receives every snapshot, so what was measured before a crash, a hang or Ctrl-C is kept.
+    `driver`, polled from this (the main) thread while the workers run, injects faults.
     """
-    run = Run(plan, listener, stats)
+    run = Run(plan, listener, stats, driver)
     interrupted = False
     flag = InterruptFlag()
     try:

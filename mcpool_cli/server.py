@@ -123,6 +123,17 @@ class EmbeddedServer:
                 return address
         raise UsageProblem(f"could not start memcached on a free loopback port; {INSTALL_HINT}")
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start_again(self) -> None:
+        """After stop(): start a new memcached on the same address (check-stale's restart), in the same thread."""
+        binary = shutil.which("memcached")
+        if self.address is None or binary is None or not self._try_start(binary, self.address):
+            spec = self.address.spec if self.address else "its address"
+            raise UsageProblem(f"could not start memcached again on {spec} after stopping it (port taken?)")
+
     def _try_start(self, binary: str, address: ServerAddress) -> bool:
         args = [binary, "-l", address.host, "-p", str(address.port), "-U", "0",
                 "-m", str(self.memory_mb), "-t", str(self.threads), *self.extra_args]

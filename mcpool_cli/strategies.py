@@ -94,6 +94,29 @@ class _Entered(Lease):
         return bool(self.lease.__exit__(*exc))
 
 
+def leased_call(strategy: Strategy, deadline_ns: int, method: str, key: str, *args: Any) -> Any:
+    """One call on a client reserved for it (waiting, until `deadline_ns`, when the pool is exhausted).
+
+    The client goes back whatever happens; the call's own exception, or the reserve's, propagates.
+    """
+    try:
+        lease = strategy.reserve()
+        client = lease.__enter__()
+    except queue.Empty:
+        lease = strategy.reserve_waiting(deadline_ns)
+        client = lease.__enter__()
+    try:
+        reply = getattr(client, method)(key, *args)
+    except BaseException as exc:
+        try:
+            lease.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception:
+            pass  # the call's own error is the one to report
+        raise
+    lease.__exit__(None, None, None)
+    return reply
+
+
 class SharedStrategy(Strategy):
     name = "shared"
 

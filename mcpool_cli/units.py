@@ -42,6 +42,26 @@ def parse_ratio(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+MIX_OPS = ("get", "get_multi", "set", "delete")
+
+
+def parse_mix(text: str) -> tuple[tuple[str, int], ...]:
+    """Parse an op mix such as `get=7,get_multi=2,set=1` into (op, weight) pairs."""
+    pairs: list[tuple[str, int]] = []
+    for part in str(text).split(","):
+        name, sep, raw = part.partition("=")
+        name = name.strip()
+        if not sep or name not in MIX_OPS or not raw.strip().isdigit():
+            raise UsageProblem(f"{text!r} is not an op mix; use OP=WEIGHT,... with ops {', '.join(MIX_OPS)} "
+                               "(e.g. get=7,get_multi=2,set=1)")
+        if name in dict(pairs):
+            raise UsageProblem(f"{text!r}: {name} is given twice")
+        pairs.append((name, int(raw)))
+    if sum(weight for _, weight in pairs) == 0:
+        raise UsageProblem(f"{text!r}: the weights add up to 0")
+    return tuple(pairs)
+
+
 def parse_behavior(text: str) -> tuple[str, int | str]:
     """Parse a pylibmc behavior `KEY=VALUE`; numbers and true/false become ints."""
     name, sep, raw = str(text).partition("=")

@@ -7,6 +7,7 @@ interpreter dies, the parent still holds every snapshot streamed before.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import queue
@@ -108,9 +109,14 @@ def populate(client: Any, space: KeySpace, plan: WorkerPlan, ttl_s: int, emitter
         emitter.send({"type": "progress", "phase": "populate", "completed": len(chunk)})
 
 
+RESUME = threading.Event()  # the parent's `resume` command: check-stale's idle pause is over
+
+
 def watch_parent(stdin: BinaryIO) -> None:
-    """Exit at once when the parent goes away (stdin closes), so no worker outlives mcpool."""
-    stdin.read()
+    """Take the parent's commands; exit at once when it goes away (stdin closes), so no worker outlives mcpool."""
+    for line in stdin:
+        if line.strip() == b"resume":
+            RESUME.set()
     os._exit(70)
 
 
@@ -277,6 +283,38 @@ def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     emitter.send({"type": "snapshot", "kind": "leaks", "completed": 1, "figures": figures.to_json()})
 
 
+def load_stale(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Steady paced load for check-stale; the parent injects the fault and reads the times."""
+    from mcpool_cli.stale_loop import StaleBatch, StaleTiming, stale_thread
+
+    run = plan.run
+    start = time.monotonic_ns()
+    emitter.send({"type": "phase", "phase": "measure", "t0_ns": start})
+    timing = StaleTiming(start, start + int(run.duration_s * 1e9), run.rate,
+                         start + int(run.pause_at_s * 1e9) if run.pause_at_s else 0,
+                         RESUME if run.pause_at_s else None)
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    flush_ns = int(run.snapshot_interval_s * 1e9)
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index
+        body = functools.partial(stale_thread, prepared.strategy, prepared.space, timing, run.workload.mix,
+                                 run.workload.seed + token,
+                                 sink.put, flush_ns, run.workload.ttl_s)
+        threads.append(threading.Thread(target=_guarded(body, token, emitter, prepared.strategy), daemon=True))
+        threads[-1].start()
+    while True:
+        alive = any(thread.is_alive() for thread in threads)
+        total = StaleBatch()
+        for batch in _drain_all(sink):
+            total.add(batch)
+        emitter.send(total.to_message())
+        if not alive:
+            break
+        time.sleep(run.snapshot_interval_s)
+    prepared.strategy.close()
+
+
 def _guarded(body: Callable[[], None], token: int, emitter: Emitter, strategy: Any) -> Callable[[], None]:
     def run() -> None:
         try:
@@ -332,7 +370,7 @@ def main() -> None:
 
 
 MODES = {"bench": (prepare, load), "races": (prepare_races, load_races), "races-fork": (prepare_races, load_races),
-         "leaks": (prepare_strategy, load_leaks)}
+         "leaks": (prepare_strategy, load_leaks), "stale": (prepare, load_stale)}
 
 if __name__ == "__main__":
     main()

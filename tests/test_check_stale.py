@@ -1,0 +1,170 @@
+"""`mcpool check-stale` against real memcached processes: real restarts, the real idle timeout, a real proxy."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from mcpool_cli.cli import cli
+from mcpool_cli.proxy import FaultProxy
+from mcpool_cli.stale import FaultTimes, analyse
+from mcpool_cli.stale_loop import StaleBatch
+from tests.conftest import TESTS, run_mcpool
+from tests.test_interrupt import alive, descendants
+
+QUICK = ["--threads", "4", "--rate", "200", "--keys", "200", "--before", "500ms", "--quiet", "--json", "-"]
+
+
+def stale(*args):
+    result = CliRunner().invoke(cli, ["check-stale", *QUICK, *args])
+    assert "Traceback" not in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "mcpool.check/1" and doc["check"] == "stale"
+    return result.exit_code, doc
+
+
+def memcached_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-x", "memcached"], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found}
+
+
+def test_restart_is_noticed_false_misses_counted_and_recovery_timed():
+    before = memcached_pids()
+    code, doc = stale("--fault", "restart", "--strategy", "fifo", "--mix", "get_multi=1", "--outage", "500ms",
+                      "--behavior", "retry_timeout=1", "--recover-within", "3s")
+    (result,) = doc["results"]
+    assert result["fault"] == "restart" and result["strategy"] == "fifo"
+    assert "started again" in result["fault_detail"]
+    # every op is a get_multi of 4 keys: the first one on each dead connection answers {} without an error
+    assert result["false_misses"] >= 4
+    assert result["error_count"] > 0 and "ServerDown" in result["errors"]
+    assert result["outage_s"] > 0.3
+    assert result["recovery_s"] is not None and 0 <= result["recovery_s"] < 3
+    assert result["verdict"] == "false-misses"
+    assert code == 1
+    assert memcached_pids() == before  # the restarted server was stopped too
+
+
+def test_drop_through_the_proxy_against_any_server(memcached):
+    code, doc = stale("-s", memcached.spec, "--fault", "drop", "--strategy", "per-thread", "--mix", "get_multi=1",
+                      "--behavior", "retry_timeout=1", "--recover-within", "3s")
+    (result,) = doc["results"]
+    assert doc["server"]["addresses"] == [memcached.spec] and doc["server"]["embedded"] is False
+    assert len(doc["server"]["proxies"]) == 1
+    assert "closed 4 client connections" in result["fault_detail"]
+    assert result["false_misses"] >= 4 and result["recovery_s"] is not None
+    assert result["ops_lost"] >= result["error_count"] > 0
+    assert code == 1
+
+
+def test_freeze_stalls_calls_without_errors(memcached):
+    code, doc = stale("-s", memcached.spec, "--fault", "freeze", "--outage", "1s", "--strategy", "fifo",
+                      "--mix", "get=1", "--recover-within", "2s")
+    (result,) = doc["results"]
+    # shorter than libmemcached's 5 s poll timeout: calls wait, then succeed
+    assert result["false_misses"] == 0 and result["error_count"] == 0
+    assert 0.9 <= result["longest_op_s"] < 3
+    assert 0.8 <= result["outage_s"] < 3
+    assert result["ops_skipped"] > 0  # ops that fell due while the threads were stuck
+    assert result["verdict"] == "recovered" and code == 0
+
+
+def test_idle_timeout_kicks_are_real():
+    code, doc = stale("--fault", "idle", "--idle-timeout", "1", "--strategy", "per-thread", "--mix", "get_multi=1",
+                      "--behavior", "retry_timeout=1", "--recover-within", "3s")
+    (result,) = doc["results"]
+    assert "closed" in result["fault_detail"] and "idle connections" in result["fault_detail"]
+    assert "closed no idle" not in result["fault_detail"]
+    assert result["false_misses"] >= 4
+    assert result["recovery_s"] is not None
+    assert code == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-s", "127.0.0.1:11211", "--fault", "restart"], "--fault restart needs the memcached mcpool starts"),
+    (["--fault", "idle", "-s", "127.0.0.1:11211"], "--fault idle needs the memcached mcpool starts"),
+    (["--mix", "get=1,delete=1"], "check-stale takes get, get_multi and set"),
+    (["--mix", "get=x"], "is not an op mix"),
+    (["--outage", "10ms"], "--outage must be between"),
+    (["--behavior", "retry_timeout=0"], "--behavior"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    process = run_mcpool("check-stale", *args)
+    assert process.returncode == 2, process.stderr
+    assert message in process.stderr and "Traceback" not in process.stderr
+    assert len(process.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_after_a_restart_leaves_no_server_behind(tmp_path):
+    out = tmp_path / "stale.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcpool_cli", "check-stale", "--fault", "restart", "--before", "300ms",
+         "--outage", "300ms", "--threads", "2", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS)
+    deadline = time.monotonic() + 30
+    line = ""
+    while "measuring" not in line and time.monotonic() < deadline:
+        line = process.stderr.readline()
+    assert "measuring" in line
+    time.sleep(2.0)  # past the restart: the new memcached is a child too
+    children = descendants(process.pid)
+    assert len(children) >= 2
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["results"][0]["outcome"] == "interrupted"
+    time.sleep(0.2)
+    assert not [pid for pid in children if alive(pid)]
+
+
+def ms(n: int) -> int:
+    return n * 1_000_000
+
+
+def test_analyse_outage_recovery_and_false_misses():
+    batch = StaleBatch(ok=20, scheduled=40, ok_ms={t: 1 for t in [*range(900, 1000, 10), *range(2501, 2600, 10)]},
+                       fail_ms={t: 1 for t in range(1001, 2500, 10)} | {2491: 1}, errors={"ServerDown": 151},
+                       misses=[(ms(1500), ms(1501)), (ms(2000), ms(2005)), (ms(2600), ms(2601))])
+    times = FaultTimes(start_ns=ms(1000), back_ns=ms(2000), refill=(ms(2000), ms(2010)))
+    figures = analyse(batch, times)
+    assert figures.false_misses == 2  # the one during the refill may be real: the key was being written back
+    assert figures.unverified_misses == 1
+    assert figures.first_failure_s == pytest.approx(0.001)
+    assert figures.outage_s == pytest.approx(2.601 - 1.001)  # the last failure is the false miss at 2600 ms
+    assert figures.recovery_s is None  # nothing succeeded after it
+
+
+def test_analyse_without_failures_and_with_stalls():
+    batch = StaleBatch(ok_ms={t: 1 for t in [*range(900, 1000, 10), 2003, *range(2010, 2100, 10)]},
+                       slow=[(ms(995), ms(2003))], max_op_ns=ms(1008))
+    figures = analyse(batch, FaultTimes(start_ns=ms(1000), back_ns=ms(2000)))
+    assert figures.false_misses == 0 and figures.error_count == 0
+    assert figures.outage_s == pytest.approx(1.008)  # from the stalled op's start to its end
+    assert figures.recovery_s == pytest.approx(0.003)
+    assert figures.longest_op_s == pytest.approx(1.008)
+
+
+def test_proxy_forwards_freezes_and_drops(memcached):
+    with FaultProxy(memcached) as proxy:
+        conn = socket.create_connection((proxy.address.host, proxy.address.port), timeout=1)
+        conn.sendall(b"version\r\n")
+        assert conn.recv(100).startswith(b"VERSION")
+        proxy.freeze()
+        conn.sendall(b"version\r\n")
+        with pytest.raises(socket.timeout):
+            conn.settimeout(0.3)
+            conn.recv(100)
+        proxy.thaw()
+        conn.settimeout(1)
+        assert conn.recv(100).startswith(b"VERSION")
+        assert proxy.drop() == 1
+        assert conn.recv(100) == b""  # closed under the client
+    with pytest.raises(OSError):
+        socket.create_connection((proxy.address.host, proxy.address.port), timeout=0.5)
