@@ -56,7 +56,7 @@ class StaleOptions:
     def fault_length_s(self) -> float:
         """How long the fault itself may last: the load runs through it (the idle pause is added by the
         workers themselves, as only the parent knows when it ends)."""
-        return {"restart": self.outage_s + 1.0, "freeze": self.outage_s, "drop": 0.0, "idle": 0.0}[self.fault]
+        return {"restart": self.outage_s + 3.5, "freeze": self.outage_s, "drop": 0.0, "idle": 0.0}[self.fault]
 
     @property
     def longest_silence_s(self) -> float:
@@ -193,8 +193,8 @@ class StaleSession:
             base = next((c for c in measured if c.variant == "defaults"), measured[0])
             best = min(measured, key=lambda c: c.figures.outage_s)  # type: ignore[union-attr]
             if best is base or best.figures.outage_s >= base.figures.outage_s:  # type: ignore[union-attr]
-                lines.append(f"{strategy}: no behavior set shortened the outage below {base.variant}'s "
-                             f"{base.figures.outage_s:.2f} s")  # type: ignore[union-attr]
+                lines.append(f"{strategy}: no behavior set shortened the outage (with {base.variant}: "
+                             f"{base.figures.outage_s:.2f} s)")  # type: ignore[union-attr]
             else:
                 lines.append(f"{strategy}: {best.variant} shortened the outage to {best.figures.outage_s:.2f} s "
                              f"from {base.figures.outage_s:.2f} s with {base.variant}")  # type: ignore[union-attr]

@@ -77,20 +77,24 @@ class RestartFault(Fault):
                  ttl_s: int) -> None:
         super().__init__(before_s)
         self.server, self.down_ns, self.refill_values, self.ttl_s = server, int(down_s * 1e9), refill, ttl_s
+        self.old_pid: int | None = None
+        self.exited_ns = 0
 
     def step(self, now_ns: int, workers: list[Any]) -> None:
         if self.state == "waiting" and self.due:
             self.old_pid = self.server.pid
             self.times.start_ns = time.monotonic_ns()
             self.server.stop()
+            self.exited_ns = time.monotonic_ns()
             self.state = "down"
-        elif self.state == "down" and now_ns >= self.times.start_ns + self.down_ns:
+        elif self.state == "down" and now_ns >= self.exited_ns + self.down_ns:
             self.server.start_again()
             up = self.times.back_ns = time.monotonic_ns()
             self._refill()
             self.times.refill = (up, time.monotonic_ns())
-            self.times.detail = (f"memcached stopped (pid {self.old_pid}) and started again (pid {self.server.pid}) "
-                                 f"after {(up - self.times.start_ns) / 1e9:.2f} s; its keys were written back in "
+            self.times.detail = (f"SIGTERM to memcached (pid {self.old_pid}), which exited after "
+                                 f"{(self.exited_ns - self.times.start_ns) / 1e6:.0f} ms; down {(up - self.exited_ns) / 1e9:.2f}"
+                                 f" s, then started again (pid {self.server.pid}); keys written back in "
                                  f"{(self.times.refill[1] - up) / 1e6:.0f} ms")
             self.state = "done"
 

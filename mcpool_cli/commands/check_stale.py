@@ -32,27 +32,28 @@ def render(session: Any) -> Any:
     title = f"check-stale · fault {options.fault} · {options.threads} threads × {options.rate:g} ops/s"
     if not compared:
         title += f" · behaviors: {options.variants[0][0]}"
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    table.add_column("strategy · behaviors" if compared else "strategy", ratio=1)
-    for name in ("verdict", "false misses", "errors", "outage", "recovery", "longest op"):
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("behaviors" if compared else "strategy", ratio=1)
+    for name in ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop"):
         table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
     notes: list[Any] = []
-    for check in session.checks:
+    for index, check in enumerate(session.checks):
         figures, verdict = check.figures, check.verdict
+        if compared and (index == 0 or session.checks[index - 1].strategy != check.strategy):
+            table.add_row(Text(check.strategy, style="bold"))
         cells = ["-"] * 5
         if figures is not None:
             cells = [f"{figures.false_misses:,}", f"{figures.error_count:,}",
                      seconds(figures.outage_s), seconds(figures.recovery_s), seconds(figures.longest_op_s)]
-        table.add_row(f"{check.strategy} · {check.variant}" if compared else check.strategy,
+        table.add_row(f"  {check.variant}" if compared else check.strategy,
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), *cells)
         title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
         notes.append(title.append(check.detail or "the fault was not injected", style="dim"))
         if figures is not None:
-            notes.append(Text(f"  {figures.ops_scheduled + figures.ops_skipped:,} ops due: {figures.ops_ok:,} ok, "
-                              f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck): "
-                              f"{figures.ops_lost:,} lost"
+            notes.append(Text(f"  ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
+                              f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)"
                               + ("" if figures.first_failure_s is None else
-                                 f"; first failure {seconds(figures.first_failure_s)} after the fault")))
+                                 f"; first failure +{seconds(figures.first_failure_s)}")))
         if figures is not None and figures.errors:
             errors = sorted(figures.errors.items(), key=lambda item: -item[1])
             notes.append(Text("  errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
