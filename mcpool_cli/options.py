@@ -9,6 +9,7 @@ import click
 from mcpool_cli import units
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.server import parse_server
+from mcpool_cli.thresholds import parse_threshold
 
 
 class ParsedType(click.ParamType):
@@ -33,3 +34,4 @@ RATIO = ParsedType("get:set", units.parse_ratio)
 MIX = ParsedType("op=weight,...", units.parse_mix)
 BEHAVIOR = ParsedType("key=value", units.parse_behavior)
 SERVER = ParsedType("host:port", parse_server)
+THRESHOLD = ParsedType("expr", parse_threshold)

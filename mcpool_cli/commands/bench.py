@@ -10,7 +10,7 @@ from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
 from mcpool_cli.options import BEHAVIOR, DURATION, RATIO, VALUE_SIZE
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
+from mcpool_cli.commands.common import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
 
 
 def exit_code(session: Any) -> ExitCode:
@@ -64,7 +64,8 @@ def render(session: Any, console: Any) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the key, value-size and op sequences.")
 @click.pass_context
 def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], pool_size: int | None,
-          json_path: str | None, quiet: bool, **settings: Any) -> None:
+          json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
+          **settings: Any) -> None:
     """Drive memcached through client strategies from worker processes and report latency.
 
     Each strategy runs in child processes (a shared client can crash its interpreter), one strategy after
@@ -82,8 +83,9 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     env: Environment = ctx.obj
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0, **settings)
     validate(options)
-    check_json_target(json_path)
+    check_outputs("bench", json_path, thresholds, junit_path)
     session = BenchSession(options, *connect(ctx, servers, dataset_mb(options)))
     check_client(session.servers, options.binary, options.behaviors)
-    render(session, run_session(session, env, quiet, json_path))
-    ctx.exit(exit_code(session))
+    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
+    render(session, reported.console)
+    reported.finish(ctx, exit_code(session))

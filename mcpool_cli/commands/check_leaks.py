@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
+from mcpool_cli.commands.common import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode
 
@@ -60,7 +60,7 @@ def exit_code(session: Any) -> ExitCode:
               help="Call the pool's relinquish() as each thread ends (thread-mapped and custom pools).")
 @click.pass_context
 def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], json_path: str | None,
-                quiet: bool, **settings: Any) -> None:
+                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, **settings: Any) -> None:
     """Find connections that outlive their threads, counted on the server.
 
     Starts --churn short-lived threads, at most --concurrency alive, through each strategy, and reads the
@@ -82,10 +82,11 @@ def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     options = LeakOptions(strategies=expand_strategies(strategies or LEAK_DEFAULT), import_path=(os.getcwd(),),
                           **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    check_json_target(json_path)
+    check_outputs("leaks", json_path, thresholds, junit_path)
     session = LeakSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
-    console = run_session(session, env, quiet, json_path)
+    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
+    console = reported.console
     for check in session.checks:
         console.print(render_check(check, session.embedded))
-    ctx.exit(exit_code(session))
+    reported.finish(ctx, exit_code(session))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
+from mcpool_cli.commands.common import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import DURATION
@@ -34,7 +34,8 @@ def exit_code(session: Any) -> ExitCode:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (kept in the results).")
 @click.pass_context
 def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], fork: bool,
-                json_path: str | None, quiet: bool, **settings: Any) -> None:
+                json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
+                **settings: Any) -> None:
     """Prove whether a client strategy is thread-safe, with evidence.
 
     Threads write and read back keys only they write, and read keys all share; every value carries its
@@ -63,12 +64,13 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
     options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    check_json_target(json_path)
+    check_outputs("races", json_path, thresholds, junit_path)
     session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
-    console = run_session(session, env, quiet, json_path)
+    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
+    console = reported.console
     for check in session.checks:
         console.print(check_report(check, options.threads, options.duration_s))
     if len(session.checks) > 1:
         console.print(checks_summary(session.checks))
-    ctx.exit(exit_code(session))
+    reported.finish(ctx, exit_code(session))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commands.common import STRATEGY_HELP, check_json_target, connect, run_session, shared_options
+from mcpool_cli.commands.common import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX
@@ -108,7 +108,7 @@ def exit_code(session: Any) -> ExitCode:
                    "remove_failed=1 with dead_timeout=1; say which shortened the outage.")
 @click.pass_context
 def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], json_path: str | None,
-                quiet: bool, **settings: Any) -> None:
+                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, **settings: Any) -> None:
     """What pooled clients do when the server goes away: false misses, errors, outage and recovery.
 
     Under steady load through each strategy, with keys written before the fault, counts false misses
@@ -146,7 +146,7 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     for _, behaviors in options.variants:
         check_behaviors(behaviors, binary=False)
-    check_json_target(json_path)
+    check_outputs("stale", json_path, thresholds, junit_path)
     if fault in ("restart", "idle"):
         extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if fault == "idle" else ()
         embedded = ctx.with_resource(EmbeddedServer(memory_mb=64, extra_args=extra))
@@ -158,6 +158,7 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
                                run_id=secrets.token_hex(4))
         session.proxies = [ctx.with_resource(FaultProxy(address)) for address in addresses]
     check_client(session.servers)
-    console = run_session(session, env, quiet, json_path)
+    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
+    console = reported.console
     console.print(render(session))
-    ctx.exit(exit_code(session))
+    reported.finish(ctx, exit_code(session))

@@ -6,28 +6,29 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import click
 
 from mcpool_cli.environment import Environment, servers_from_env
-from mcpool_cli.errors import UsageProblem
-from mcpool_cli.options import DURATION, SERVER
+from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.options import DURATION, SERVER, THRESHOLD
 
 STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
                  "(called with the master pylibmc.Client and the thread count; must return an object with a "
                  "reserve() context manager). Repeatable. Default: fifo, thread-mapped and per-thread.")
 
 
-def check_json_target(path: str | None) -> None:
+def check_json_target(path: str | None, option: str = "--json") -> None:
     """Fail before any load if the results could not be written where asked."""
     if path in (None, "-"):
         return
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise UsageProblem(f"--json {path}: is a folder; give a file name")
+        raise UsageProblem(f"{option} {path}: is a folder; give a file name")
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UsageProblem(f"--json {path}: folder {folder} does not exist or is not writable")
+        raise UsageProblem(f"{option} {path}: folder {folder} does not exist or is not writable")
 
 
 def write_json(path: str, document: dict[str, Any], env: Environment) -> None:
@@ -37,16 +38,21 @@ def write_json(path: str, document: dict[str, Any], env: Environment) -> None:
         env.stdout.write(text)
         env.stdout.flush()
         return
+    write_atomically(path, text.encode(), "--json", "the results")
+
+
+def write_atomically(path: str, data: bytes, option: str, what: str) -> None:
+    """Write PATH through a temporary file and a rename; a UsageProblem naming OPTION when it cannot."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, prefix=".mcpool-", suffix=".tmp") as handle:
+        with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False, prefix=".mcpool-", suffix=".tmp") as handle:
             temporary = handle.name
-            handle.write(text)
+            handle.write(data)
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError, NameError):
             os.unlink(temporary)
-        raise UsageProblem(f"--json {path}: cannot write the results ({exc.strerror or exc})") from exc
+        raise UsageProblem(f"{option} {path}: cannot write {what} ({exc.strerror or exc})") from exc
 
 
 def make_progress(env: Environment, quiet: bool) -> Any:
@@ -82,6 +88,12 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
                      help="Kill a worker that makes no progress for this long and report it as hung."),
         click.option("--json", "json_path", metavar="FILE", help=f"Write results as JSON ({schema}) to FILE, - for stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report."),
+        click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",
+                     help="A condition that must hold, k6-style: p99<2ms, get.p99_9<5ms, errors==0, "
+                          "ops_per_s>20000, false_misses==0 (units us, ms, s). Repeatable; any that fails "
+                          "exits 1."),
+        click.option("--junit", "junit_path", metavar="FILE",
+                     help="Write a JUnit XML report to FILE: a testcase per verdict and per threshold."),
     ]
 
     def apply(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,16 +104,55 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return apply
 
 
-def run_session(session: Any, env: Environment, quiet: bool, json_path: str | None) -> Any:
-    """Run a command's session with progress, write its JSON on every exit path, and return the console
-    the report goes to (stderr when the JSON takes stdout)."""
+@dataclass
+class Reported:
+    """What a command's session left: where its report goes, and its thresholds judged."""
+
+    console: Any
+    thresholds: list[dict[str, Any]]
+
+    def finish(self, ctx: click.Context, code: ExitCode) -> None:
+        """Close the report with the thresholds, then exit: any failed threshold makes a clean run exit 1."""
+        from mcpool_cli.thresholds import render
+
+        if self.thresholds:
+            self.console.print(render(self.thresholds))
+            if code == ExitCode.OK and not all(result["ok"] for result in self.thresholds):
+                code = ExitCode.PROBLEM
+        ctx.exit(code)
+
+
+def check_outputs(kind: str, json_path: str | None, thresholds: tuple[Any, ...], junit_path: str | None) -> None:
+    """Before any load: the files can be written, and every threshold names a metric of this command."""
+    from mcpool_cli.thresholds import check_metrics
+
+    check_json_target(json_path)
+    check_json_target(junit_path, "--junit")
+    if junit_path == "-":
+        raise UsageProblem("--junit needs a file name")
+    check_metrics(thresholds, kind)
+
+
+def run_session(session: Any, env: Environment, quiet: bool, json_path: str | None,
+                thresholds: tuple[Any, ...] = (), junit_path: str | None = None) -> Reported:
+    """Run a command's session with progress; judge its thresholds; write its JSON and JUnit on every exit
+    path. The report goes to stdout, or to stderr when the JSON takes stdout."""
     from rich.console import Console
 
+    from mcpool_cli import junit
+    from mcpool_cli.thresholds import evaluate
+
     progress = make_progress(env, quiet)
+    judged: list[dict[str, Any]] = []
     try:
         session.run(progress)
     finally:
         progress.close()
+        document = session.to_json()
+        if thresholds:
+            judged = document["thresholds"] = evaluate(document, thresholds)
         if json_path:
-            write_json(json_path, session.to_json(), env)
-    return Console(file=env.stderr if json_path == "-" else env.stdout)
+            write_json(json_path, document, env)
+        if junit_path:
+            write_atomically(junit_path, junit.render([document]), "--junit", "the JUnit report")
+    return Reported(Console(file=env.stderr if json_path == "-" else env.stdout), judged)
