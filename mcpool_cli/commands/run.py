@@ -1,0 +1,135 @@
+"""`mcpool run` and `mcpool scenarios`: workloads kept in a file, run as the commands they name."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import click
+
+from mcpool_cli.commands.common import check_json_target, write_atomically, write_json
+from mcpool_cli.environment import Environment
+from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.options import DURATION, SERVER, THRESHOLD
+
+RUN_SCHEMA = "mcpool.run/1"
+
+
+def phase_name(document: dict[str, Any]) -> str:
+    from mcpool_cli.thresholds import document_kind
+
+    kind = document_kind(document)
+    return "bench" if kind == "bench" else f"check-{kind}"
+
+
+@click.command("scenarios")
+@click.pass_context
+def scenarios(ctx: click.Context) -> None:
+    """List the scenarios that come with mcpool; run one with `mcpool run NAME`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mcpool_cli.scenario import shipped, shipped_folder
+
+    env: Environment = ctx.obj
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for name, description in shipped():
+        table.add_row(name, description)
+    console = Console(file=env.stdout)
+    console.print(table)
+    console.print(f"files in {shipped_folder()}; run one with: mcpool run NAME [--duration 2s]", style="dim")
+
+
+@click.command("run")
+@click.argument("spec", metavar="FILE|NAME")
+@click.option("--duration", "quick_s", type=DURATION, default=None,
+              help="Shorten every phase for a quick run: caps bench's and check-races' --duration, bench's "
+                   "--warmup and check-stale's --before.")
+@click.option("--server", "-s", "servers", type=SERVER, multiple=True,
+              help="memcached HOST:PORT for every phase, instead of the file's servers; repeatable.")
+@click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",
+              help="Another condition that must hold, added to each phase that measures its metric. Repeatable.")
+@click.option("--json", "json_path", metavar="FILE",
+              help=f"Write every phase's document as one JSON file ({RUN_SCHEMA}), - for stdout.")
+@click.option("--junit", "junit_path", metavar="FILE",
+              help="Write a JUnit XML report: a testcase per verdict and per threshold, for every phase.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the reports.")
+@click.pass_context
+def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any, ...],
+        thresholds: tuple[Any, ...], json_path: str | None, junit_path: str | None, quiet: bool) -> None:
+    """Run a scenario: a TOML file, or the name of a shipped one (see `mcpool scenarios`).
+
+    Runs its phases (bench, check-races, check-leaks, check-stale) in turn with the file's options and
+    thresholds, then prints every threshold ✓ or ✗. Exit 0 when every phase passed, 1 when a check found a
+    problem or a threshold failed, 2 for a bad file (checked whole before any load), 130 on Ctrl-C.
+
+    \b
+    Examples:
+      mcpool scenarios
+      mcpool run web-cache --duration 2s
+      mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    from mcpool_cli import junit
+    from mcpool_cli.scenario import load
+    from mcpool_cli.thresholds import METRICS, render
+
+    env: Environment = ctx.obj
+    parent = ctx.parent
+    assert parent is not None and isinstance(parent.command, click.Group)
+    commands = parent.command.commands
+    scenario = load(spec, commands, quick_s)
+    sections = [phase.section for phase in scenario.phases]
+    for threshold in thresholds:
+        if not any(threshold.metric in METRICS[section] for section in sections):
+            raise UsageProblem(f"threshold {threshold.text!r}: no phase of {scenario.name} ({', '.join(sections)}) "
+                               f"measures {threshold.metric!r}")
+    check_json_target(json_path)
+    check_json_target(junit_path, "--junit")
+    server_args = [part for s in (servers or scenario.servers) for part in ("-s", getattr(s, "spec", s))]
+    console = Console(file=env.stderr if json_path == "-" else env.stdout)
+    documents: list[dict[str, Any]] = []
+    codes: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="mcpool-run-") as folder:
+        for index, phase in enumerate(scenario.phases):
+            extra = [t.text for t in thresholds if t.metric in METRICS[phase.section]]
+            output = os.path.join(folder, f"{index}.json")
+            argv = [*phase.args, *server_args, "--json", output, *(["--quiet"] if quiet else []),
+                    *(part for t in (*phase.thresholds, *extra) for part in ("--threshold", t))]
+            console.print(Text(f"▶ {scenario.name} · mcpool {phase.command}", style="bold cyan"))
+            code = commands[phase.command].main(args=argv, prog_name=f"mcpool {phase.command}",
+                                                standalone_mode=False, obj=env)
+            codes.append(code or 0)
+            if os.path.exists(output):
+                with open(output) as handle:
+                    documents.append(json.load(handle))
+            if code == ExitCode.INTERRUPTED:
+                break
+    judged = [{**result, "phase": phase_name(document)} for document in documents
+              for result in document.get("thresholds", [])]
+    bundle = {"schema": RUN_SCHEMA, "scenario": scenario.name, "description": scenario.description,
+              "file": scenario.path, "quick_s": quick_s,
+              "phases": [{"command": p.command, "args": list(p.args), "exit_code": c}
+                         for p, c in zip(scenario.phases, codes)],
+              "interrupted": ExitCode.INTERRUPTED in codes, "documents": documents, "thresholds": judged}
+    if json_path:
+        write_json(json_path, bundle, env)
+    if junit_path:
+        write_atomically(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
+                         "the JUnit report")
+    final = (ExitCode.INTERRUPTED if ExitCode.INTERRUPTED in codes
+             else ExitCode.PROBLEM if any(codes) else ExitCode.OK)
+    console.print(Text(f"scenario {scenario.name}: " + ", ".join(
+        f"{p.command} {'passed' if c == 0 else 'interrupted' if c == ExitCode.INTERRUPTED else 'FAILED'}"
+        for p, c in zip(scenario.phases, codes)), style="bold green" if final == ExitCode.OK else "bold red"))
+    if judged:
+        console.print(render([{**r, "subject": f"{r['phase']} · {r['subject']}"} for r in judged]))
+        held = sum(result["ok"] for result in judged)
+        console.print(f"{held}/{len(judged)} thresholds held")
+    ctx.exit(final)
