@@ -62,6 +62,9 @@ def test_every_command_has_help_with_an_example():
         assert result.exit_code == 0
         assert "Example" in result.output and f"mcpool {name}" in result.output
         for param in command.params:
+            if param.param_type_name == "argument":  # arguments are explained in the command's own text
+                assert param.human_readable_name in result.output, f"{name} {param.name} is not explained"
+                continue
             assert param.help or param.name == "help", f"{name} {param.name} has no help"
 
 

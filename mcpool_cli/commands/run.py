@@ -27,7 +27,13 @@ def phase_name(document: dict[str, Any]) -> str:
 @click.command("scenarios")
 @click.pass_context
 def scenarios(ctx: click.Context) -> None:
-    """List the scenarios that come with mcpool; run one with `mcpool run NAME`."""
+    """List the scenarios that come with mcpool, each with what it models.
+
+    \b
+    Examples:
+      mcpool scenarios
+      mcpool run web-cache --duration 2s
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -129,7 +135,8 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
         f"{p.command} {'passed' if c == 0 else 'interrupted' if c == ExitCode.INTERRUPTED else 'FAILED'}"
         for p, c in zip(scenario.phases, codes)), style="bold green" if final == ExitCode.OK else "bold red"))
     if judged:
-        console.print(render([{**r, "subject": f"{r['phase']} · {r['subject']}"} for r in judged]))
+        if len(documents) > 1:  # a single phase has just printed its own
+            console.print(render([{**r, "subject": f"{r['phase']} · {r['subject']}"} for r in judged]))
         held = sum(result["ok"] for result in judged)
         console.print(f"{held}/{len(judged)} thresholds held")
     ctx.exit(final)
