@@ -46,11 +46,12 @@ class StaleOptions:
 
     @property
     def variants(self) -> tuple[tuple[str, tuple[tuple[str, int | str], ...]], ...]:
-        """(label, behaviors) to run each strategy with: the user's own, or the presets compared."""
+        """(label, behaviors) to run each strategy with: the user's own, or the presets compared on top."""
+        own = ",".join(f"{k}={v}" for k, v in self.behaviors)
         if not self.compare_behaviors:
-            label = ",".join(f"{k}={v}" for k, v in self.behaviors) or "defaults"
-            return ((label, self.behaviors),)
-        return tuple((label, (*self.behaviors, *preset)) for label, preset in BEHAVIOR_PRESETS)
+            return ((own or "defaults", self.behaviors),)
+        return tuple((f"{own}+{label}" if own and preset else own or label, (*self.behaviors, *preset))
+                     for label, preset in BEHAVIOR_PRESETS)
 
     @property
     def fault_length_s(self) -> float:
@@ -77,15 +78,17 @@ class StaleCheck:
 
     @property
     def verdict(self) -> str:
+        if self.outcome.outcome != "ok":  # crashed, hung, error, interrupted: the figures are partial
+            return self.outcome.outcome
         if self.figures is None:
-            return self.outcome.outcome if self.outcome.outcome != "ok" else "no-fault"
+            return "no-fault"
         if self.figures.false_misses:
             return "false-misses"
         if self.figures.recovery_s is None:
             return "not-recovered"
         if self.figures.recovery_s > self.bound_s:
             return "slow-recovery"
-        return self.outcome.outcome if self.outcome.outcome != "ok" else "recovered"
+        return "recovered"
 
     def advice(self) -> str:
         verdict, figures = self.verdict, self.figures
@@ -126,6 +129,7 @@ class StaleSession:
     proxies: list[Any] = field(default_factory=list)  # drop and freeze go through these
     checks: list[StaleCheck] = field(default_factory=list)
     interrupted: bool = False
+    broken: str = ""  # why the session stopped early: the server could not be started again
 
     def run(self, listener: RunListener) -> None:
         runs = {f"{s} · {label}": (s, label, behaviors)
@@ -144,9 +148,10 @@ class StaleSession:
             self.checks.append(StaleCheck(strategy, label, behaviors, self.options.fault,
                                           worst_outcome(list(outcomes)), figures, fault.times.detail,
                                           self.options.recover_within_s))
-            return interrupted
+            self.broken = getattr(fault, "failure", "")
+            return interrupted or bool(self.broken)
 
-        self.interrupted = run_in_turn(tuple(runs), run_one)
+        self.interrupted = run_in_turn(tuple(runs), run_one) and not self.broken
 
     def plan(self, strategy: str, label: str, behaviors: tuple[tuple[str, int | str], ...]) -> RunPlan:
         options = self.options
@@ -178,7 +183,7 @@ class StaleSession:
         """Whatever happened to the run, leave the server up and the proxies forwarding for the next one."""
         for proxy in self.proxies:
             proxy.thaw()
-        if isinstance(fault, RestartFault) and fault.state == "down":
+        if isinstance(fault, RestartFault) and fault.state == "down":  # Ctrl-C or a crash while it was down
             assert self.embedded is not None
             self.embedded.start_again()
 
@@ -190,7 +195,7 @@ class StaleSession:
                         and c.figures.recovery_s is not None]
             if len(measured) < 2:
                 continue
-            base = next((c for c in measured if c.variant == "defaults"), measured[0])
+            base = measured[0]  # the first variant: libmemcached's defaults, or the user's own behaviors
             best = min(measured, key=lambda c: c.figures.outage_s)  # type: ignore[union-attr]
             if best is base or best.figures.outage_s >= base.figures.outage_s:  # type: ignore[union-attr]
                 lines.append(f"{strategy}: no behavior set shortened the outage (with {base.variant}: "
@@ -204,7 +209,7 @@ class StaleSession:
         options = dataclasses.asdict(self.options)
         options.pop("import_path")
         return {"schema": CHECK_SCHEMA, "check": "stale", "mcpool_version": __version__, "run_id": self.run_id,
-                "interrupted": self.interrupted,
+                "interrupted": self.interrupted, "stopped_early": self.broken or None,
                 "server": {"addresses": [s.spec for s in self.servers], "embedded": self.started_here,
                            "version": self.server_version,
                            "proxies": [p.address.spec for p in self.proxies]},

@@ -148,7 +148,10 @@ class EmbeddedServer:
                 return False
             try:
                 check_reachable(address, timeout_s=0.5)
-                return True
+                if server_stats(address).get("pid") == str(self.process.pid):
+                    return True
+                self.stop()  # another memcached answers on this port: ours could not bind it
+                return False
             except UsageProblem:
                 time.sleep(0.02)
         self.stop()

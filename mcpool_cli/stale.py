@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcpool_cli.errors import UsageProblem
 from mcpool_cli.server import EmbeddedServer, ServerAddress, server_stats
 from mcpool_cli.stale_loop import StaleBatch
 
@@ -65,7 +66,8 @@ class Fault:
 
     @property
     def happened(self) -> bool:
-        return self.state == "done"
+        """Whether the fault struck (it may not have ended: Ctrl-C, a crash, a server that would not start)."""
+        return bool(self.times.start_ns)
 
 
 class RestartFault(Fault):
@@ -79,6 +81,7 @@ class RestartFault(Fault):
         self.server, self.down_ns, self.refill_values, self.ttl_s = server, int(down_s * 1e9), refill, ttl_s
         self.old_pid: int | None = None
         self.exited_ns = 0
+        self.failure = ""  # why the server could not be started again
 
     def step(self, now_ns: int, workers: list[Any]) -> None:
         if self.state == "waiting" and self.due:
@@ -86,16 +89,22 @@ class RestartFault(Fault):
             self.times.start_ns = time.monotonic_ns()
             self.server.stop()
             self.exited_ns = time.monotonic_ns()
+            self.times.detail = (f"SIGTERM to memcached (pid {self.old_pid}), which served on until it exited "
+                                 f"{(self.exited_ns - self.times.start_ns) / 1e6:.0f} ms later")
             self.state = "down"
         elif self.state == "down" and now_ns >= self.exited_ns + self.down_ns:
-            self.server.start_again()
+            try:
+                self.server.start_again()
+            except UsageProblem as exc:
+                self.failure = str(exc)
+                self.times.detail += f"; {exc}"
+                self.state = "failed"
+                return
             up = self.times.back_ns = time.monotonic_ns()
             self._refill()
             self.times.refill = (up, time.monotonic_ns())
-            self.times.detail = (f"SIGTERM to memcached (pid {self.old_pid}), which exited after "
-                                 f"{(self.exited_ns - self.times.start_ns) / 1e6:.0f} ms; down {(up - self.exited_ns) / 1e9:.2f}"
-                                 f" s, then started again (pid {self.server.pid}); keys written back in "
-                                 f"{(self.times.refill[1] - up) / 1e6:.0f} ms")
+            self.times.detail += (f"; down {(up - self.exited_ns) / 1e9:.2f} s, then started again (pid "
+                                  f"{self.server.pid}); keys written back in {(self.times.refill[1] - up) / 1e6:.0f} ms")
             self.state = "done"
 
     def _refill(self) -> None:
@@ -193,7 +202,8 @@ class IdleFault(Fault):
 class StaleFigures:
     """One strategy's run through the fault, from the worker's batches and the fault's times."""
 
-    false_misses: int
+    false_misses: int  # keys (a get_multi may miss four)
+    false_miss_ops: int
     unverified_misses: int
     errors: dict[str, int]
     wrong_values: int
@@ -211,7 +221,7 @@ class StaleFigures:
 
     @property
     def ops_failed(self) -> int:
-        return self.error_count + self.wrong_values + self.false_misses
+        return self.error_count + self.wrong_values + self.false_miss_ops
 
     @property
     def ops_lost(self) -> int:
@@ -231,22 +241,25 @@ def analyse(batch: StaleBatch, times: FaultTimes) -> StaleFigures:
         if times.refill is not None and end >= times.refill[0] and start <= times.refill[1]:
             unverified += 1
         else:
-            false.append(end)
+            false.append((start, end))
     failures = sorted([t * ms for t, n in batch.fail_ms.items() if n and t * ms >= times.start_ns - ms] +
-                      [end for end in false if end >= times.start_ns])
-    bad_starts = failures[:1] + [start for start, end in batch.slow if end >= times.start_ns]
-    first_failure = min(bad_starts) if bad_starts else None
+                      [end for _, end in false if end >= times.start_ns])
+    stalls = [start for start, end in batch.slow if end >= times.start_ns]  # each ends in its own success
+    bad = failures + stalls
+    first_failure = min(bad) if bad else None
     if first_failure is None:
         after = [t * ms for t in batch.ok_ms if t * ms >= times.back_ns]
         recovered, outage = (min(after) if after else None), 0.0
     else:
-        last_failure = failures[-1] if failures else first_failure
-        after = [t * ms for t in batch.ok_ms if t * ms > last_failure]
+        last_bad = max(bad)
+        after = [t * ms for t in batch.ok_ms if t * ms > last_bad]
         recovered = min(after) if after else None
-        end = recovered if recovered is not None else max([last_failure, *(t * ms for t in batch.ok_ms)])
+        end = recovered if recovered is not None else max([last_bad, *(t * ms for t in batch.ok_ms)])
         outage = (end - first_failure) / 1e9
+    if not times.back_ns:  # the fault never ended (Ctrl-C, or the server would not start again)
+        recovered = None
     recovery = None if recovered is None else max(0.0, (recovered - times.back_ns) / 1e9)
-    return StaleFigures(false_misses=len(false), unverified_misses=unverified, errors=dict(batch.errors),
+    return StaleFigures(false_misses=len(false), false_miss_ops=len(set(false)), unverified_misses=unverified, errors=dict(batch.errors),
                         wrong_values=batch.wrong, ops_scheduled=batch.scheduled, ops_ok=batch.ok,
                         ops_skipped=batch.skipped, outage_s=round(outage, 4),
                         recovery_s=None if recovery is None else round(recovery, 4),

@@ -57,14 +57,16 @@ class StaleBatch:
         self.max_op_ns = max(self.max_op_ns, other.max_op_ns)
 
     def to_message(self) -> dict[str, Any]:
-        return {"type": "snapshot", "kind": "stale", "completed": self.ok, "scheduled": self.scheduled,
+        # `completed` is progress for the parent's hang watchdog: an op that failed fast is progress too
+        return {"type": "snapshot", "kind": "stale", "completed": self.scheduled, "ok": self.ok,
+                "scheduled": self.scheduled,
                 "skipped": self.skipped, "ok_ms": self.ok_ms, "fail_ms": self.fail_ms, "errors": self.errors,
                 "misses": self.misses, "slow": self.slow, "wrong": self.wrong, "max_op_ns": self.max_op_ns,
                 "t_s": 0.0}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "StaleBatch":
-        return cls(ok=message["completed"], scheduled=message["scheduled"], skipped=message["skipped"],
+        return cls(ok=message["ok"], scheduled=message["scheduled"], skipped=message["skipped"],
                    ok_ms={int(k): v for k, v in message["ok_ms"].items()},
                    fail_ms={int(k): v for k, v in message["fail_ms"].items()},
                    errors=dict(message["errors"]), misses=[tuple(m) for m in message["misses"]],

@@ -1,11 +1,13 @@
 """`mcpool check-stale` against real memcached processes: real restarts, the real idle timeout, a real proxy."""
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -29,8 +31,15 @@ def stale(*args):
 
 
 def memcached_pids() -> set[int]:
-    found = subprocess.run(["pgrep", "-x", "memcached"], capture_output=True, text=True).stdout.split()
-    return {int(pid) for pid in found}
+    """memcached processes this test process started (the session fixture's, and any restarted one)."""
+    found = set()
+    for pid in descendants(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "memcached" and alive(pid):
+                found.add(pid)
+        except OSError:
+            pass
+    return found
 
 
 def test_restart_is_noticed_false_misses_counted_and_recovery_timed():
@@ -51,15 +60,33 @@ def test_restart_is_noticed_false_misses_counted_and_recovery_timed():
 
 
 def test_drop_through_the_proxy_against_any_server(memcached):
+    # a hang timeout below the outage: calls that fail fast are progress, not a hang
     code, doc = stale("-s", memcached.spec, "--fault", "drop", "--strategy", "per-thread", "--mix", "get_multi=1",
-                      "--behavior", "retry_timeout=1", "--recover-within", "3s")
+                      "--behavior", "retry_timeout=1", "--recover-within", "3s", "--hang-timeout", "1s")
     (result,) = doc["results"]
     assert doc["server"]["addresses"] == [memcached.spec] and doc["server"]["embedded"] is False
     assert len(doc["server"]["proxies"]) == 1
     assert "closed 4 client connections" in result["fault_detail"]
     assert result["false_misses"] >= 4 and result["recovery_s"] is not None
-    assert result["ops_lost"] >= result["error_count"] > 0
+    assert result["ops_lost"] >= result["error_count"] > 0 and result["outcome"] == "ok"
+    assert result["ops_ok"] + result["ops_failed"] == result["ops_scheduled"]  # a get_multi of 4 keys is one op
     assert code == 1
+
+
+def test_a_server_that_cannot_start_again_stops_the_check_and_keeps_the_figures(monkeypatch):
+    from mcpool_cli.errors import UsageProblem
+    from mcpool_cli.server import EmbeddedServer
+
+    def refuse(self):
+        raise UsageProblem("could not start memcached again (port taken?)")
+
+    monkeypatch.setattr(EmbeddedServer, "start_again", refuse)  # the fault: another program took the port
+    code, doc = stale("--fault", "restart", "--strategy", "fifo", "--strategy", "per-thread", "--outage", "200ms",
+                      "--recover-within", "1s")
+    (result,) = doc["results"]  # per-thread never ran: there is no server
+    assert result["verdict"] == "not-recovered" and result["recovery_s"] is None and result["error_count"] > 0
+    assert "port taken" in result["fault_detail"] and "port taken" in doc["stopped_early"]
+    assert doc["interrupted"] is False and code == 1
 
 
 def test_freeze_stalls_calls_without_errors(memcached):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
@@ -24,6 +25,7 @@ def seconds(value: float | None) -> str:
 
 def render(session: Any) -> Any:
     from rich.console import Group
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
@@ -49,17 +51,19 @@ def render(session: Any) -> Any:
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), *cells)
         title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
         notes.append(title.append(check.detail or "the fault was not injected", style="dim"))
+        indent = len(notes)
         if figures is not None:
-            notes.append(Text(f"  ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
+            notes.append(Text(f"ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
                               f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)"
                               + ("" if figures.first_failure_s is None else
-                                 f"; first failure +{seconds(figures.first_failure_s)}")))
+                                 f"; first failed or stalled op +{seconds(figures.first_failure_s)}")))
         if figures is not None and figures.errors:
             errors = sorted(figures.errors.items(), key=lambda item: -item[1])
-            notes.append(Text("  errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
+            notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
         if figures is not None and figures.unverified_misses:
-            notes.append(Text(f"  {figures.unverified_misses} misses while the keys were being written back to the "
+            notes.append(Text(f"{figures.unverified_misses} misses while the keys were being written back to the "
                               "new server: real ones, not counted", style="yellow"))
+        notes[indent:] = [Padding(note, (0, 0, 0, 2)) for note in notes[indent:]]
     advice = list(dict.fromkeys(check.advice() for check in session.checks))
     parts = [table, Text(""), *notes, *(Text(line, style="italic") for line in advice)]
     comparisons = session.comparisons()
@@ -73,6 +77,8 @@ def render(session: Any) -> Any:
 def exit_code(session: Any) -> ExitCode:
     if session.interrupted:
         return ExitCode.INTERRUPTED
+    if session.broken:
+        return ExitCode.PROBLEM
     return ExitCode.OK if all(check.verdict == "recovered" for check in session.checks) else ExitCode.PROBLEM
 
 
@@ -139,8 +145,12 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
         raise UsageProblem("--outage must be between 50ms and 60s")
     if "delete" in dict(settings["mix"]):
         raise UsageProblem("--mix: check-stale takes get, get_multi and set (a delete would make real misses)")
-    if settings["recover_within_s"] < 0.5:
-        raise UsageProblem("--recover-within must be at least 500ms")
+    if not 0.5 <= settings["recover_within_s"] <= 600:
+        raise UsageProblem("--recover-within must be between 500ms and 10m")
+    if not math.isfinite(settings["rate"]):
+        raise UsageProblem("--rate must be a number of ops a second")
+    if not {"get", "get_multi"} & {op for op, weight in settings["mix"] if weight}:
+        raise UsageProblem("--mix needs get or get_multi: only reads can show a false miss")
     options = StaleOptions(strategies=expand_strategies(strategies or STALE_DEFAULT), import_path=(os.getcwd(),),
                            **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
@@ -161,4 +171,6 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
     console = reported.console
     console.print(render(session))
+    if session.broken:
+        console.print(f"[bold red]stopped early:[/] {session.broken}")
     reported.finish(ctx, exit_code(session))

@@ -22,6 +22,8 @@ STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all,
 
 def check_json_target(path: str | None, option: str = "--json") -> None:
     """Fail before any load if the results could not be written where asked."""
+    if path == "":
+        raise UsageProblem(f"{option} needs a file name (or - for stdout)")
     if path in (None, "-"):
         return
     folder = os.path.dirname(os.path.abspath(path))
