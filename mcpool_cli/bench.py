@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -15,6 +16,7 @@ from mcpool_cli.results import RESULT_SCHEMA, RunResult
 from mcpool_cli.runner import RunListener, execute, run_in_turn
 from mcpool_cli.server import ServerAddress
 from mcpool_cli.strategies import BUILTIN, is_custom, load_factory
+from mcpool_cli.workload import DISTRIBUTIONS
 
 SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # what `mcpool bench` runs without --strategy
 MIN_HANG_TIMEOUT_S = 1.0
@@ -39,12 +41,26 @@ class BenchOptions:
     warmup_s: float = 1.0
     keys: int = 10_000
     value_size: tuple[int, int] = (100, 100)
-    ratio: tuple[int, int] = (9, 1)
+    ratio: tuple[int, int] | None = (9, 1)  # None when the mix was given as --mix
+    mix: tuple[tuple[str, int], ...] = (("get", 9), ("set", 1))  # (op, weight): what the threads run
+    distribution: str = "uniform"
+    zipf_s: float = 1.0
     binary: bool = False
     behaviors: tuple[tuple[str, int | str], ...] = ()
     seed: int = 0
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
+
+
+def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] | None
+                ) -> tuple[tuple[int, int] | None, tuple[tuple[str, int], ...]]:
+    """(ratio, mix) from --ratio GET:SET or --mix OP=W,...: one of them, the ratio as a get/set mix."""
+    if ratio is not None and mix is not None:
+        raise UsageProblem("--ratio and --mix both give the op mix: use one (--ratio 9:1 is --mix get=9,set=1)")
+    if mix is not None:
+        return None, mix
+    ratio = ratio or (9, 1)
+    return ratio, (("get", ratio[0]), ("set", ratio[1]))
 
 
 def expand_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -102,6 +118,10 @@ def validate(options: BenchOptions) -> None:
     """Every check that can fail before load starts: bad behaviors, custom strategies that do not import."""
     if options.duration_s <= 0:
         raise UsageProblem("--duration must be longer than 0")
+    if options.distribution not in DISTRIBUTIONS:
+        raise UsageProblem(f"--distribution {options.distribution!r}: use one of {', '.join(DISTRIBUTIONS)}")
+    if not (0 < options.zipf_s < math.inf):
+        raise UsageProblem(f"--zipf-s {options.zipf_s:g}: use a number above 0, such as 0.8, 1 or 1.2")
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     if options.keys * options.value_size[1] > MAX_DATASET_BYTES:
         raise UsageProblem(f"--keys {options.keys:,} with values up to {options.value_size[1]:,} bytes would need "
@@ -110,9 +130,11 @@ def validate(options: BenchOptions) -> None:
 
 
 def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddress, ...], key_prefix: str) -> RunPlan:
+    weights = dict(options.mix)
     workload = Workload(keys=options.keys, value_min=options.value_size[0], value_max=options.value_size[1],
-                        get_weight=options.ratio[0], set_weight=options.ratio[1], seed=options.seed,
-                        key_prefix=key_prefix)
+                        get_weight=weights.get("get", 0), set_weight=weights.get("set", 0), seed=options.seed,
+                        key_prefix=key_prefix, mix=options.mix, distribution=options.distribution,
+                        zipf_s=options.zipf_s)
     client = ClientConfig(servers=tuple(s.spec for s in servers), binary=options.binary, behaviors=options.behaviors)
     return RunPlan(strategy=strategy, client=client, workload=workload, threads=options.threads,
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,

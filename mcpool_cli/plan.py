@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Workload:
-    """The seeded key space, value sizes and GET:SET mix of a run."""
+    """The seeded key space, value sizes, key distribution and op mix of a run."""
 
     keys: int = 10_000
     value_min: int = 100
@@ -19,7 +19,9 @@ class Workload:
     seed: int = 0
     key_prefix: str = "mcpool:run:"
     ttl_s: int = 3600  # keys on a server mcpool did not start expire by themselves
-    mix: tuple[tuple[str, int], ...] = ()  # (op, weight) for loops that take more ops than get and set
+    mix: tuple[tuple[str, int], ...] = ()  # (op, weight); when given, it replaces get_weight and set_weight
+    distribution: str = "uniform"  # of key picks: uniform, or zipf (key k with probability ∝ 1/(k+1)^zipf_s)
+    zipf_s: float = 1.0
 
 
 @dataclass(frozen=True)

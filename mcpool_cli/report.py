@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mcpool_cli.results import OPS, PERCENTILES, RunResult, latency_summary_us
+from mcpool_cli.results import PERCENTILES, RunResult, latency_summary_us
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
 UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))
@@ -46,9 +46,9 @@ def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
 
 
 def latency_table(result: RunResult) -> Table:
-    """min, mean, percentiles and max for get, set, all ops and pool acquire; one unit per column, the one
-    that suits the all-ops row."""
-    rows = {op: result.stats.histogram(op) for op in OPS}
+    """min, mean, percentiles and max for get, set (and delete, get_multi when run), all ops and pool acquire;
+    one unit per column, the one that suits the all-ops row."""
+    rows = {op: result.stats.histogram(op) for op in result.stats.ops_done()}
     rows["all ops"] = result.stats.all_ops_histogram()
     rows["acquire"] = result.stats.histogram("acquire")
     summaries = {name: latency_summary_us(hist) for name, hist in rows.items()}

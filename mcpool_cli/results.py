@@ -13,7 +13,8 @@ from hdrh.histogram import HdrHistogram
 
 RESULT_SCHEMA = "mcpool.result/1"
 LOWEST_NS, HIGHEST_NS, SIGNIFICANT_FIGURES = 1, 3_600_000_000_000, 3  # 1 ns .. 1 h, 3 digits
-OPS = ("get", "set")
+OPS = ("get", "set", "delete", "get_multi")
+BASE_OPS = ("get", "set")  # always in by_op and the latency table; the other ops only when a run did them
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9))
 SEVERITY = ("ok", "interrupted", "error", "hung", "crashed")  # the worst worker outcome is the run's
 
@@ -111,7 +112,7 @@ class RunStats:
         return self._out_of_range
 
     def histogram(self, name: str) -> HdrHistogram:
-        """The histogram of `get`, `set` or `acquire`, with every value received so far."""
+        """The histogram of an op in OPS or of `acquire`, with every value received so far."""
         self._fold()
         return self._histograms[name]
 
@@ -124,10 +125,16 @@ class RunStats:
         names = OPS if op is None else (op,)
         return sum(self.succeeded[n] + self.failed[n] for n in names)
 
+    def ops_done(self) -> tuple[str, ...]:
+        """The ops to report: get and set, and any other op the run did."""
+        return tuple(op for op in OPS if op in BASE_OPS or self.ops(op))
+
     def all_ops_histogram(self) -> HdrHistogram:
+        """Every op's latencies in one histogram (empty ones left out: HdrHistogram.add would take their min, 0)."""
         merged = new_histogram()
         for name in OPS:
-            merged.add(self.histogram(name))
+            if self.histogram(name).get_total_count():
+                merged.add(self.histogram(name))
         return merged
 
 
@@ -208,7 +215,7 @@ class RunResult:
             "out_of_range_values": stats.out_of_range, "examples": stats.examples,
             "latency_us": latency_summary_us(all_hist), "histogram": encode_histogram(all_hist),
             "histogram_unit": "ns",
-            "by_op": {op: latency_block(stats.histogram(op), stats.ops(op)) for op in OPS},
+            "by_op": {op: latency_block(stats.histogram(op), stats.ops(op)) for op in stats.ops_done()},
             "acquire": latency_block(stats.histogram("acquire"), stats.succeeded["acquire"]),
             "workers": [vars(w) for w in self.workers],
         }

@@ -24,7 +24,7 @@ from mcpool_cli.race_loop import (SHARED_KEYS, SHARED_WRITER, RaceThread, merge_
                                   shared_key)
 from mcpool_cli.races import encode_value
 from mcpool_cli.strategies import SharedStrategy, build_strategy
-from mcpool_cli.workload import KeySpace, build_key_space, build_schedule
+from mcpool_cli.workload import OP_NAMES, KeySpace, build_key_space, build_schedule
 
 POPULATE_CHUNK = 500
 
@@ -63,6 +63,8 @@ def merge_batches(batches: list[Batch]) -> Batch:
         total.completed += batch.completed
         total.get_ns += batch.get_ns
         total.set_ns += batch.set_ns
+        total.delete_ns += batch.delete_ns
+        total.get_multi_ns += batch.get_multi_ns
         total.acquire_ns += batch.acquire_ns
         total.failed = [a + b for a, b in zip(total.failed, batch.failed)]
         for name, count in batch.errors.items():
@@ -80,8 +82,9 @@ def snapshot_message(batch: Batch, elapsed_s: float) -> dict[str, Any]:
         "type": "snapshot",
         "t_s": round(elapsed_s, 4),
         "completed": batch.completed,
-        "failed": {"get": batch.failed[0], "set": batch.failed[1]},
+        "failed": dict(zip(OP_NAMES, batch.failed)),
         "lat_ns": {"get": encode_ns(batch.get_ns), "set": encode_ns(batch.set_ns),
+                   "delete": encode_ns(batch.delete_ns), "get_multi": encode_ns(batch.get_multi_ns),
                    "acquire": encode_ns(batch.acquire_ns)},
         "errors": batch.errors,
         "wrong_values": batch.wrong_values,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import Callable
 
 from mcpool_cli.plan import Workload
 
 SCHEDULE_LENGTH = 4096  # a power of two, so the loop can index with a mask
-GET, SET = 0, 1
-OP_NAMES = ("get", "set")
+GET, SET, DELETE, GET_MULTI = 0, 1, 2, 3  # op codes: the loop indexes its latency lists with them
+OP_NAMES = ("get", "set", "delete", "get_multi")
+MULTI_KEYS = 4  # a get_multi fetches the chosen key and the next three
+DISTRIBUTIONS = ("uniform", "zipf")
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,57 @@ def build_key_space(workload: Workload) -> KeySpace:
     return KeySpace(keys=keys, values=tuple(make_value(k, s) for k, s in zip(keys, sizes)))
 
 
+def op_weights(workload: Workload) -> list[int]:
+    """The weight of each op code: from `mix` when given, else from the GET:SET weights."""
+    if not workload.mix:
+        return [workload.get_weight, workload.set_weight]
+    named = dict(workload.mix)
+    return [named.get(name, 0) for name in OP_NAMES]
+
+
+def cumulative_shares(weights: list[int]) -> list[float]:
+    """Running shares of `weights`, the last exactly 1.0, for `bisect_right(shares, rng.random())`."""
+    total = sum(weights)
+    shares = [running / total for running in accumulate(weights)]
+    shares[-1] = 1.0
+    return shares
+
+
+@functools.lru_cache(maxsize=1)
+def zipf_cumulative(keys: int, s: float) -> array:
+    """Running sums of 1/(k+1)^s over the key space.
+
+    Cached (one table) because every thread of a worker asks for the same one, and over 10M keys it takes
+    about 1.5 s to build.
+    """
+    return array("d", accumulate((k + 1) ** -s for k in range(keys)))
+
+
+def key_picker(workload: Workload, rng: random.Random) -> Callable[[], int]:
+    """A function drawing one key index from the workload's distribution."""
+    if workload.distribution == "uniform":
+        return functools.partial(rng.randrange, workload.keys)
+    cumulative = zipf_cumulative(workload.keys, workload.zipf_s)
+    total, last = cumulative[-1], workload.keys - 1
+    return lambda: min(bisect_right(cumulative, rng.random() * total), last)
+
+
 def build_schedule(workload: Workload, thread_token: int) -> list[tuple[int, int]]:
-    """A repeating list of (op, key index) for one thread, seeded by the workload seed and the thread."""
+    """A repeating list of (op code, key index) for one thread, seeded by the workload seed and the thread.
+
+    Key index 0 is the hottest key under zipf. A get/set uniform workload gives the same schedule as
+    before ops other than get and set existed.
+    """
+    if workload.distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown key distribution {workload.distribution!r}")
     rng = random.Random(workload.seed * 1_000_003 + thread_token)
-    total = workload.get_weight + workload.set_weight
-    get_share = workload.get_weight / total
-    return [
-        (GET if rng.random() < get_share else SET, rng.randrange(workload.keys))
-        for _ in range(SCHEDULE_LENGTH)
-    ]
+    shares, pick_key = cumulative_shares(op_weights(workload)), key_picker(workload, rng)
+    return [(bisect_right(shares, rng.random()), pick_key()) for _ in range(SCHEDULE_LENGTH)]
+
+
+def multi_keys(index: int, keys: int) -> list[int]:
+    """The key indexes a get_multi on `index` fetches: it and the next ones, wrapping, never twice."""
+    return [(index + step) % keys for step in range(min(MULTI_KEYS, keys))]
 
 
 def owner_of_value(value: bytes) -> str | None:
