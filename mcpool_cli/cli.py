@@ -13,6 +13,7 @@ from mcpool_cli.commands.bench import bench
 from mcpool_cli.commands.check_leaks import check_leaks
 from mcpool_cli.commands.check_races import check_races
 from mcpool_cli.commands.check_stale import check_stale
+from mcpool_cli.commands.compare import compare, report
 from mcpool_cli.commands.run import run, scenarios
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
@@ -72,3 +73,5 @@ cli.add_command(check_leaks)
 cli.add_command(check_stale)
 cli.add_command(run)
 cli.add_command(scenarios)
+cli.add_command(report)
+cli.add_command(compare)
