@@ -1,0 +1,107 @@
+"""Scenarios: the TOML format, `mcpool run` and `mcpool scenarios`, and every shipped scenario in quick mode."""
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from mcpool_cli.cli import cli
+from mcpool_cli.scenario import load, shipped, shipped_folder
+from tests.conftest import run_mcpool
+
+SHIPPED = [name for name, _ in shipped()]
+
+
+def test_at_least_six_shipped_each_with_a_description_and_a_comment():
+    assert len(SHIPPED) >= 6
+    assert {"web-cache", "session-store", "hot-key", "large-values", "pool-exhaustion", "thread-churn",
+            "restart-under-load", "ci-smoke"} <= set(SHIPPED)
+    for path in shipped_folder().glob("*.toml"):
+        assert path.read_text().startswith("# "), f"{path.name} says what it models in a comment"
+    listed = run_mcpool("scenarios")
+    assert listed.returncode == 0
+    for name, description in shipped():
+        assert name in listed.stdout and description.split()[0] in listed.stdout
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_is_valid(name):
+    scenario = load(name, cli.commands)
+    assert scenario.phases and scenario.description
+
+
+@pytest.mark.parametrize("body, message", [
+    ('colour = "red"\n[bench]\n', "unknown key 'colour'; expected description, servers"),
+    ("[bench]\nthreds = 4\n", "[bench] unknown key 'threds'; expected one of"),
+    ('[bench]\nthreads = "four"\n', "[bench] threads: expected an integer, got 'four'"),
+    ("[bench]\nthreads = 0\n", "[bench] threads: 0 is not in the range"),
+    ('[bench]\nduration = "soon"\n', "[bench] duration: 'soon' is not a duration"),
+    ('[bench]\nstrategies = "fifo"\n', "[bench] strategies: expected a list of strings"),
+    ('[bench]\nthresholds = ["p99<2"]\n', "[bench] thresholds: threshold 'p99<2': p99 is a time"),
+    ('[leaks]\nthresholds = ["p99<2ms"]\n', "leaks has no metric 'p99'"),
+    ('[stale]\nfault = "explode"\n', "[stale] fault: 'explode' is not one of"),
+    ('[leaks]\nrelinquish = "yes"\n', "[leaks] relinquish: expected true or false"),
+    ('description = "nothing"\n', "nothing to run"),
+    ("[bench\n", "not valid TOML"),
+])
+def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    process = run_mcpool("run", str(path))
+    assert process.returncode == 2, process.stderr
+    assert len(process.stderr.strip().splitlines()) == 1 and "Traceback" not in process.stderr
+    assert str(path) in process.stderr and message in process.stderr
+
+
+def test_a_missing_scenario_names_the_shipped_ones():
+    process = run_mcpool("run", "no-such-scenario")
+    assert process.returncode == 2 and "ci-smoke" in process.stderr
+
+
+def test_run_writes_one_bundle_and_one_junit(memcached, tmp_path):
+    scenario = tmp_path / "mine.toml"
+    scenario.write_text('description = "two phases"\n'
+                        '[bench]\nstrategies = ["per-thread"]\nthreads = 2\nkeys = 200\nduration = "10s"\n'
+                        'thresholds = ["errors==0", "ops_per_s>1e9"]\n'
+                        '[leaks]\nstrategies = ["fifo"]\nchurn = 20\nconcurrency = 4\n')
+    results, report = tmp_path / "out.json", tmp_path / "junit.xml"
+    process = run_mcpool("run", str(scenario), "--duration", "300ms", "-s", memcached.spec, "-q",
+                         "--threshold", "leaked_connections==0", "--json", str(results), "--junit", str(report))
+    assert process.returncode == 1, process.stderr  # ops_per_s>1e9 cannot hold
+    bundle = json.loads(results.read_text())
+    assert bundle["schema"] == "mcpool.run/1" and bundle["scenario"] == "mine"
+    bench, leaks = bundle["documents"]
+    assert bench["options"]["duration_s"] == 0.3  # --duration shortened the phase
+    assert [p["exit_code"] for p in bundle["phases"]] == [1, 0]
+    assert [(r["phase"], r["expr"], r["ok"]) for r in bundle["thresholds"]] == [
+        ("bench", "errors==0", True), ("bench", "ops_per_s>1e9", False),
+        ("check-leaks", "leaked_connections==0", True)]
+    suites = ET.parse(report).getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["mcpool bench", "mcpool check-leaks"]
+    assert [s.get("failures") for s in suites] == ["1", "0"]
+    assert "2/3 thresholds held" in process.stdout
+
+
+QUICK_SERVER = {name: name != "restart-under-load" for name in SHIPPED}  # a restart needs mcpool's own server
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_runs_quick_and_exits_as_its_thresholds_say(memcached, tmp_path, name):
+    results = tmp_path / "out.json"
+    server = ["-s", memcached.spec] if QUICK_SERVER[name] else []
+    process = run_mcpool("run", name, "--duration", "500ms", "-q", *server, "--json", str(results), timeout=120)
+    assert process.returncode in (0, 1), process.stderr
+    assert "Traceback" not in process.stderr
+    bundle = json.loads(results.read_text())
+    failed_thresholds = [r for r in bundle["thresholds"] if not r["ok"]]
+    failed_phases = [p for p in bundle["phases"] if p["exit_code"]]
+    assert len(bundle["phases"]) == len(load(name, cli.commands).phases)
+    assert bool(failed_phases) == (process.returncode == 1)
+    assert not failed_thresholds or process.returncode == 1
+    assert bundle["thresholds"], "every shipped scenario has thresholds"
+
+
+def test_scenarios_folder_at_the_top_is_the_shipped_one():
+    top = Path(__file__).parent.parent / "scenarios"
+    assert sorted(p.name for p in top.glob("*.toml")) == sorted(p.name for p in shipped_folder().glob("*.toml"))
