@@ -56,7 +56,9 @@ class Threshold:
             return "no value"
         if self.unit:
             return f"{value / UNITS[self.unit]:,.3f}".rstrip("0").rstrip(".") + f" {self.unit}"
-        return f"{value:,.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
+        if value == int(value) or abs(value) >= 100:  # counts, and rates such as ops_per_s
+            return f"{value:,.0f}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def parse_threshold(text: str) -> Threshold:

@@ -86,3 +86,10 @@ def format_duration_us(value_us: float) -> str:
     if value_us >= 1000:
         return f"{value_us / 1000:.3g} ms"
     return f"{value_us:.3g} µs"
+
+
+def format_seconds(value_s: float | None) -> str:
+    """Render a time as check-stale prints it: ms under a second, else s; `never` for None (no recovery)."""
+    if value_s is None:
+        return "never"
+    return f"{value_s * 1000:,.0f} ms" if value_s < 1 else f"{value_s:,.2f} s"

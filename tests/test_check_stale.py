@@ -82,7 +82,7 @@ def test_a_server_that_cannot_start_again_stops_the_check_and_keeps_the_figures(
 
     monkeypatch.setattr(EmbeddedServer, "start_again", refuse)  # the fault: another program took the port
     code, doc = stale("--fault", "restart", "--strategy", "fifo", "--strategy", "per-thread", "--outage", "200ms",
-                      "--recover-within", "1s")
+                      "--recover-within", "1s", "--mix", "get=1")  # gets raise on a dead connection: no false miss
     (result,) = doc["results"]  # per-thread never ran: there is no server
     assert result["verdict"] == "not-recovered" and result["recovery_s"] is None and result["error_count"] > 0
     assert "port taken" in result["fault_detail"] and "port taken" in doc["stopped_early"]

@@ -12,15 +12,10 @@ from mcpool_cli.commands.common import STRATEGY_HELP, check_outputs, connect, ru
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX
+from mcpool_cli.units import format_seconds
 
 VERDICT_STYLE = {"recovered": "bold green", "false-misses": "bold red", "not-recovered": "bold red",
                  "slow-recovery": "bold red"}
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "never"
-    return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.2f} s"
 
 
 def render(session: Any) -> Any:
@@ -45,8 +40,8 @@ def render(session: Any) -> Any:
             table.add_row(Text(check.strategy, style="bold"))
         cells = ["-"] * 5
         if figures is not None:
-            cells = [f"{figures.false_misses:,}", f"{figures.error_count:,}",
-                     seconds(figures.outage_s), seconds(figures.recovery_s), seconds(figures.longest_op_s)]
+            cells = [f"{figures.false_misses:,}", f"{figures.error_count:,}", format_seconds(figures.outage_s),
+                     format_seconds(figures.recovery_s), format_seconds(figures.longest_op_s)]
         table.add_row(f"  {check.variant}" if compared else check.strategy,
                       Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), *cells)
         title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
@@ -56,7 +51,7 @@ def render(session: Any) -> Any:
             notes.append(Text(f"ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
                               f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)"
                               + ("" if figures.first_failure_s is None else
-                                 f"; first failed or stalled op +{seconds(figures.first_failure_s)}")))
+                                 f"; first failed or stalled op +{format_seconds(figures.first_failure_s)}")))
         if figures is not None and figures.errors:
             errors = sorted(figures.errors.items(), key=lambda item: -item[1])
             notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))

@@ -143,7 +143,8 @@ def compare(ctx: click.Context, files: tuple[str, ...]) -> None:
     """
     from rich.console import Console
 
-    from mcpool_cli.saved import common_kinds, comparison, guarded, load_file, short_labels
+    from mcpool_cli.comparison import common_kinds, comparison, short_labels
+    from mcpool_cli.saved import guarded, load_file
 
     env: Environment = ctx.obj
     loaded = [load_file(path, label) for path, label in zip(files, short_labels(files))]

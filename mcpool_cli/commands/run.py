@@ -14,8 +14,6 @@ from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import DURATION, SERVER, THRESHOLD
 
-RUN_SCHEMA = "mcpool.run/1"
-
 
 def phase_name(document: dict[str, Any]) -> str:
     from mcpool_cli.thresholds import document_kind
@@ -60,7 +58,7 @@ def scenarios(ctx: click.Context) -> None:
 @click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",
               help="Another condition that must hold, added to each phase that measures its metric. Repeatable.")
 @click.option("--json", "json_path", metavar="FILE",
-              help=f"Write every phase's document as one JSON file ({RUN_SCHEMA}), - for stdout.")
+              help="Write every phase's document as one JSON file (mcpool.run/1), - for stdout.")
 @click.option("--junit", "junit_path", metavar="FILE",
               help="Write a JUnit XML report: a testcase per verdict and per threshold, for every phase.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the reports.")
@@ -83,6 +81,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     from rich.text import Text
 
     from mcpool_cli import junit
+    from mcpool_cli.saved import RUN_SCHEMA
     from mcpool_cli.scenario import load
     from mcpool_cli.thresholds import METRICS, render
 
