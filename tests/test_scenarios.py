@@ -54,6 +54,14 @@ def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message)
     assert str(path) in process.stderr and message in process.stderr
 
 
+def test_a_restart_against_a_given_server_is_refused_before_any_phase_runs(memcached, tmp_path):
+    path = tmp_path / "restart.toml"
+    path.write_text('[bench]\nduration = "30s"\n[stale]\nstrategies = ["fifo"]\n')  # restart: check-stale's default
+    process = run_mcpool("run", str(path), "-s", memcached.spec)
+    assert process.returncode == 2 and "needs the memcached mcpool starts" in process.stderr
+    assert "▶" not in process.stdout  # not even the bench phase began
+
+
 def test_a_missing_scenario_names_the_shipped_ones():
     process = run_mcpool("run", "no-such-scenario")
     assert process.returncode == 2 and "ci-smoke" in process.stderr

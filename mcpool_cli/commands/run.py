@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mcpool_cli.commands.common import check_json_target, write_atomically, write_json
-from mcpool_cli.environment import Environment
+from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.options import DURATION, SERVER, THRESHOLD
 
@@ -97,6 +97,12 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
                                f"measures {threshold.metric!r}")
     check_json_target(json_path)
     check_json_target(junit_path, "--junit")
+    if servers or scenario.servers or servers_from_env():
+        for phase in scenario.phases:
+            fault = dict(zip(phase.args, phase.args[1:])).get("--fault", "restart")  # check-stale's default
+            if phase.section == "stale" and fault in ("restart", "idle"):  # the phase would refuse, after earlier phases ran: say it now
+                raise UsageProblem(f"{scenario.path}: [stale] fault = \"{fault}\" needs the memcached mcpool starts "
+                                   "itself; drop -s, the file's servers and MCPOOL_SERVERS, or use drop or freeze")
     server_args = [part for s in (servers or scenario.servers) for part in ("-s", getattr(s, "spec", s))]
     console = Console(file=env.stderr if json_path == "-" else env.stdout)
     documents: list[dict[str, Any]] = []
