@@ -4,8 +4,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +14,8 @@ from mcpool_cli.cli import cli
 from mcpool_cli.proxy import FaultProxy
 from mcpool_cli.stale import FaultTimes, analyse
 from mcpool_cli.stale_loop import StaleBatch
-from tests.conftest import TESTS, run_mcpool
-from tests.test_interrupt import alive, descendants
+from tests.conftest import run_mcpool
+from tests.test_interrupt import alive, descendants, start_measuring
 
 QUICK = ["--threads", "4", "--rate", "200", "--keys", "200", "--before", "500ms", "--quiet", "--json", "-"]
 
@@ -129,15 +127,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 def test_ctrl_c_after_a_restart_leaves_no_server_behind(tmp_path):
     out = tmp_path / "stale.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcpool_cli", "check-stale", "--fault", "restart", "--before", "300ms",
-         "--outage", "300ms", "--threads", "2", "--json", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS)
-    deadline = time.monotonic() + 30
-    line = ""
-    while "measuring" not in line and time.monotonic() < deadline:
-        line = process.stderr.readline()
-    assert "measuring" in line
+    process = start_measuring("check-stale", "--fault", "restart", "--before", "300ms", "--outage", "300ms",
+                              "--threads", "2", "--json", str(out))
     time.sleep(2.0)  # past the restart: the new memcached is a child too
     children = descendants(process.pid)
     assert len(children) >= 2

@@ -35,18 +35,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_ctrl_c_keeps_partial_results_and_leaves_nothing(tmp_path):
-    out = tmp_path / "result.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcpool_cli", "bench", "--strategy", "per-thread", "--strategy", "fifo",
-         "--threads", "3", "--processes", "2", "--duration", "30s", "--warmup", "200ms", "--keys", "500",
-         "--json", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS)
+def start_measuring(*args: str) -> subprocess.Popen:
+    """mcpool as a real process, returned once its progress says it is measuring."""
+    process = subprocess.Popen([sys.executable, "-m", "mcpool_cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=TESTS)
     deadline = time.monotonic() + 30
     line = ""
     while "measuring" not in line and time.monotonic() < deadline:
         line = process.stderr.readline()
     assert "measuring" in line
+    return process
+
+
+def test_ctrl_c_keeps_partial_results_and_leaves_nothing(tmp_path):
+    out = tmp_path / "result.json"
+    process = start_measuring("bench", "--strategy", "per-thread", "--strategy", "fifo", "--threads", "3",
+                              "--processes", "2", "--duration", "30s", "--warmup", "200ms", "--keys", "500",
+                              "--json", str(out))
     time.sleep(1.0)
     children = descendants(process.pid)
     assert len(children) >= 3  # memcached and two workers
