@@ -1,6 +1,11 @@
 """Scenarios: the TOML format, `mcpool run` and `mcpool scenarios`, and every shipped scenario in quick mode."""
 
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -113,3 +118,48 @@ def test_every_shipped_scenario_runs_quick_and_exits_as_its_thresholds_say(memca
 def test_scenarios_folder_at_the_top_is_the_shipped_one():
     top = Path(__file__).parent.parent / "scenarios"
     assert sorted(p.name for p in top.glob("*.toml")) == sorted(p.name for p in shipped_folder().glob("*.toml"))
+
+
+def test_ctrl_c_between_phases_keeps_the_finished_ones(memcached, tmp_path):
+    scenario = tmp_path / "two.toml"
+    scenario.write_text('[bench]\nstrategies = ["per-thread"]\nthreads = 2\nkeys = 200\nduration = "500ms"\n'
+                        'warmup = "100ms"\n[races]\nstrategies = ["fifo"]\nduration = "20s"\ntrials = 1\n')
+    results, report = tmp_path / "out.json", tmp_path / "junit.xml"
+    process = subprocess.Popen([sys.executable, "-m", "mcpool_cli", "run", str(scenario), "-s", memcached.spec, "-q",
+                                "--json", str(results), "--junit", str(report)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, line = time.monotonic() + 60, ""
+    while "mcpool check-races" not in line and time.monotonic() < deadline:
+        line = process.stdout.readline()
+    assert "mcpool check-races" in line
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    bundle = json.loads(results.read_text())
+    assert bundle["interrupted"] is True and bundle["documents"][0]["runs"][0]["ops"] > 0
+    assert ET.parse(report).getroot().find("testsuite").get("name") == "mcpool bench"
+
+
+def test_json_to_stdout_is_only_json(memcached):
+    process = run_mcpool("run", "ci-smoke", "-s", memcached.spec, "--duration", "300ms", "-q", "--json", "-")
+    assert process.returncode == 0, process.stderr
+    assert json.loads(process.stdout)["schema"] == "mcpool.run/1"
+    assert "mcpool bench" in process.stderr  # the reports went to stderr
+
+
+def test_late_checks_run_before_any_phase(tmp_path):
+    path = tmp_path / "late.toml"
+    path.write_text('[bench]\nduration = "30s"\n[stale]\nfault = "drop"\nbehaviors = { no_such = 1 }\n')
+    process = run_mcpool("run", str(path))
+    assert process.returncode == 2 and f"{path}: [stale] --behavior" in process.stderr
+    assert "▶" not in process.stdout
+
+
+def test_the_readme_scenario_example_is_valid(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"readme{index}.toml"
+        path.write_text(block)
+        assert load(str(path), cli.commands).phases

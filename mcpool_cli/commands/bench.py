@@ -85,6 +85,7 @@ def render(session: Any, console: Any) -> None:
 @click.pass_context
 def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], pool_size: int | None,
           json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
+          check_only: bool,
           **settings: Any) -> None:
     """Drive memcached through client strategies from worker processes and report latency.
 
@@ -109,6 +110,8 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0, **settings)
     validate(options)
     check_outputs("bench", json_path, thresholds, junit_path)
+    if check_only:
+        ctx.exit(0)
     session = BenchSession(options, *connect(ctx, servers, dataset_mb(options)))
     check_client(session.servers, options.binary, options.behaviors)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

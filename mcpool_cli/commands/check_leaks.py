@@ -60,7 +60,8 @@ def exit_code(session: Any) -> ExitCode:
               help="Call the pool's relinquish() as each thread ends (thread-mapped and custom pools).")
 @click.pass_context
 def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], json_path: str | None,
-                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, **settings: Any) -> None:
+                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, check_only: bool,
+                **settings: Any) -> None:
     """Find connections that outlive their threads, counted on the server.
 
     Starts --churn short-lived threads, at most --concurrency alive, through each strategy, and reads the
@@ -83,6 +84,8 @@ def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
                           **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     check_outputs("leaks", json_path, thresholds, junit_path)
+    if check_only:
+        ctx.exit(0)
     session = LeakSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

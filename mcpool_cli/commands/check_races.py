@@ -35,7 +35,7 @@ def exit_code(session: Any) -> ExitCode:
 @click.pass_context
 def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], fork: bool,
                 json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
-                **settings: Any) -> None:
+                check_only: bool, **settings: Any) -> None:
     """Prove whether a client strategy is thread-safe, with evidence.
 
     Threads write and read back keys only they write, and read keys all share; every value carries its
@@ -65,6 +65,8 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     check_outputs("races", json_path, thresholds, junit_path)
+    if check_only:
+        ctx.exit(0)
     session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

@@ -109,7 +109,8 @@ def exit_code(session: Any) -> ExitCode:
                    "remove_failed=1 with dead_timeout=1; say which shortened the outage.")
 @click.pass_context
 def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], json_path: str | None,
-                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, **settings: Any) -> None:
+                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, check_only: bool,
+                **settings: Any) -> None:
     """What pooled clients do when the server goes away: false misses, errors, outage and recovery.
 
     Under steady load through each strategy, with keys written before the fault, counts false misses
@@ -152,6 +153,8 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     for _, behaviors in options.variants:
         check_behaviors(behaviors, binary=False)
     check_outputs("stale", json_path, thresholds, junit_path)
+    if check_only:
+        ctx.exit(0)
     if fault in ("restart", "idle"):
         extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if fault == "idle" else ()
         embedded = ctx.with_resource(EmbeddedServer(memory_mb=64, extra_args=extra))

@@ -96,6 +96,8 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
                           "exits 1."),
         click.option("--junit", "junit_path", metavar="FILE",
                      help="Write a JUnit XML report to FILE: a testcase per verdict and per threshold."),
+        click.option("--check-only", is_flag=True, hidden=True,
+                     help="Check every input and exit 0 without load (mcpool run checks a scenario's phases so)."),
     ]
 
     def apply(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -81,6 +81,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     from rich.text import Text
 
     from mcpool_cli import junit
+    from mcpool_cli.runner import ignore_further_interrupts
     from mcpool_cli.saved import RUN_SCHEMA
     from mcpool_cli.scenario import load
     from mcpool_cli.thresholds import METRICS, render
@@ -97,31 +98,54 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
                                f"measures {threshold.metric!r}")
     check_json_target(json_path)
     check_json_target(junit_path, "--junit")
+    if junit_path == "-":
+        raise UsageProblem("--junit needs a file name")
     if servers or scenario.servers or servers_from_env():
         for phase in scenario.phases:
             fault = dict(zip(phase.args, phase.args[1:])).get("--fault", "restart")  # check-stale's default
-            if phase.section == "stale" and fault in ("restart", "idle"):  # the phase would refuse, after earlier phases ran: say it now
+            if phase.section == "stale" and fault in ("restart", "idle"):
                 raise UsageProblem(f"{scenario.path}: [stale] fault = \"{fault}\" needs the memcached mcpool starts "
                                    "itself; drop -s, the file's servers and MCPOOL_SERVERS, or use drop or freeze")
-    server_args = [part for s in (servers or scenario.servers) for part in ("-s", getattr(s, "spec", s))]
-    console = Console(file=env.stderr if json_path == "-" else env.stdout)
+    # -s wins, then MCPOOL_SERVERS (read by each phase itself), then the file's servers
+    chosen = servers or (() if servers_from_env() else scenario.servers)
+    server_args = [part for s in chosen for part in ("-s", getattr(s, "spec", s))]
+    extra = {phase: [t.text for t in thresholds if t.metric in METRICS[phase.section]] for phase in scenario.phases}
+    argvs = {phase: [*phase.args, *server_args, *(part for t in dict.fromkeys((*phase.thresholds, *extra[phase]))
+                                                  for part in ("--threshold", t))]
+             for phase in scenario.phases}
+    for phase in scenario.phases:  # every phase's own checks, before the first one loads anything
+        try:
+            commands[phase.command].main(args=[*argvs[phase], "--check-only"], prog_name=f"mcpool {phase.command}",
+                                         standalone_mode=False, obj=env)
+        except (UsageProblem, click.ClickException) as exc:
+            message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+            raise UsageProblem(f"{scenario.path}: [{phase.section}] {message}") from exc
+    to_stdout = json_path == "-"
+    console = Console(file=env.stderr if to_stdout else env.stdout)
+    phase_env = Environment(stdout=env.stderr, stderr=env.stderr) if to_stdout else env  # stdout is the JSON's
     documents: list[dict[str, Any]] = []
     codes: list[int] = []
+    broken = ""
     with tempfile.TemporaryDirectory(prefix="mcpool-run-") as folder:
         for index, phase in enumerate(scenario.phases):
-            extra = [t.text for t in thresholds if t.metric in METRICS[phase.section]]
             output = os.path.join(folder, f"{index}.json")
-            argv = [*phase.args, *server_args, "--json", output, *(["--quiet"] if quiet else []),
-                    *(part for t in (*phase.thresholds, *extra) for part in ("--threshold", t))]
+            argv = [*argvs[phase], "--json", output, *(["--quiet"] if quiet else [])]
             console.print(Text(f"▶ {scenario.name} · mcpool {phase.command}", style="bold cyan"))
-            code = commands[phase.command].main(args=argv, prog_name=f"mcpool {phase.command}",
-                                                standalone_mode=False, obj=env)
+            try:
+                code = commands[phase.command].main(args=argv, prog_name=f"mcpool {phase.command}",
+                                                    standalone_mode=False, obj=phase_env)
+            except (KeyboardInterrupt, click.Abort):  # between two runs of a phase, or while it reported
+                code = ExitCode.INTERRUPTED
+            except UsageProblem as exc:  # the environment changed under us: a server went away
+                code, broken = ExitCode.USAGE, f"{scenario.path}: [{phase.section}] {exc}"
             codes.append(code or 0)
             if os.path.exists(output):
                 with open(output) as handle:
                     documents.append(json.load(handle))
-            if code == ExitCode.INTERRUPTED:
+            if code in (ExitCode.INTERRUPTED, ExitCode.USAGE):
                 break
+    if ExitCode.INTERRUPTED in codes:
+        ignore_further_interrupts()  # the files below are what the user keeps
     judged = [{**result, "phase": phase_name(document)} for document in documents
               for result in document.get("thresholds", [])]
     bundle = {"schema": RUN_SCHEMA, "scenario": scenario.name, "description": scenario.description,
@@ -134,6 +158,8 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     if junit_path:
         write_atomically(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
                          "the JUnit report")
+    if broken:
+        raise UsageProblem(broken + " (the phases before it are in the reports)")
     final = (ExitCode.INTERRUPTED if ExitCode.INTERRUPTED in codes
              else ExitCode.PROBLEM if any(codes) else ExitCode.OK)
     console.print(Text(f"scenario {scenario.name}: " + ", ".join(
