@@ -59,6 +59,8 @@ def read_json(path: str) -> Any:
         problem = f"not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     except UnicodeDecodeError:
         problem = "not JSON (not UTF-8 text)"
+    except RecursionError:
+        problem = "not a result document (nested too deep)"
     raise UsageProblem(f"{path}: {problem}; {expected(SCHEMAS)}")
 
 
@@ -145,7 +147,7 @@ def guarded(build: Callable[[], T], where: str, schema: str) -> T:
         return build()
     except KeyError as exc:
         reason = f"no {json.dumps(exc.args[0])} field"
-    except (TypeError, ValueError, AttributeError, IndexError, UsageProblem) as exc:
+    except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError, UsageProblem) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
     raise UsageProblem(f"{where}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
 

@@ -33,7 +33,7 @@ from mcpool_cli.thresholds import check_metrics, parse_threshold
 
 SECTIONS = {"bench": "bench", "races": "check-races", "leaks": "check-leaks", "stale": "check-stale"}
 TOP_KEYS = ("description", "servers", *SECTIONS)
-NOT_IN_FILES = ("json_path", "quiet", "junit_path", "servers")  # set by `mcpool run` itself
+NOT_IN_FILES = ("json_path", "quiet", "junit_path", "servers", "check_only")  # set by `mcpool run` itself
 RENAMED = {"strategies": "strategies", "behaviors": "behaviors", "duration": "duration_s", "warmup": "warmup_s",
            "hang_timeout": "hang_timeout_s", "outage": "outage_s", "idle_timeout": "idle_timeout_s",
            "before": "before_s", "recover_within": "recover_within_s"}
@@ -134,7 +134,8 @@ def _phase(path: Path, section: str, table: dict[str, Any], command: click.Comma
             continue
         name = RENAMED.get(key, key)
         param = params.get(name)
-        if param is None or name in NOT_IN_FILES or name == "thresholds":
+        internal = key in RENAMED.values() and key not in RENAMED  # duration_s is spelled duration in files
+        if param is None or internal or name in NOT_IN_FILES or name == "thresholds":
             known = sorted(k for k in (_key_of(p) for p in params.values()) if k not in (*NOT_IN_FILES, "thresholds"))
             raise UsageProblem(f"{where} unknown key {key!r}; expected one of {', '.join(known)}, thresholds")
         args += _option_args(where, key, value, param)
@@ -142,8 +143,12 @@ def _phase(path: Path, section: str, table: dict[str, Any], command: click.Comma
         for key in QUICK_KEYS.get(section, ()):
             param = params[RENAMED[key]]
             current = table.get(key, param.default)
-            if _seconds(current) > quick_s:
-                args += [param.opts[0], f"{quick_s}s"]
+            try:
+                longer = _seconds(current) > quick_s
+            except UsageProblem as exc:
+                raise UsageProblem(f"{where} {key}: {exc}") from exc
+            if longer:
+                args += [param.opts[0], f"{quick_s * 1000:.3f}ms"]
     _validate(where, command, args, params)
     return Phase(section, tuple(args), tuple(thresholds))
 
@@ -188,6 +193,8 @@ def _option_args(where: str, key: str, value: Any, param: click.Option) -> list[
     elif isinstance(param.type, click.FloatRange) or param.type is click.FLOAT:
         if not isinstance(value, (int, float)):
             raise UsageProblem(f"{where} {key}: expected a number, got {value!r}")
+    elif isinstance(value, (int, float)) and _expected(param) in ("duration", "size"):
+        return [flag, str(value)]  # duration = 10 is ten seconds; value_size = 64 is 64 bytes
     elif not isinstance(value, str):
         raise UsageProblem(f"{where} {key}: expected a string ({_expected(param)}), got {value!r}")
     return [flag, str(value)]

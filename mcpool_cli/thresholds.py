@@ -54,11 +54,11 @@ class Threshold:
         """A measured value in the expression's own unit."""
         if value is None:
             return "no value"
-        if self.unit:
-            return f"{value / UNITS[self.unit]:,.3f}".rstrip("0").rstrip(".") + f" {self.unit}"
-        if value == int(value) or abs(value) >= 100:  # counts, and rates such as ops_per_s
-            return f"{value:,.0f}"
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
+        if self.unit:  # four significant digits, so the shown value never contradicts the verdict
+            return f"{value / UNITS[self.unit]:.4g} {self.unit}"
+        if value == int(value):
+            return f"{int(value):,}"
+        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def parse_threshold(text: str) -> Threshold:
@@ -102,6 +102,18 @@ def subjects(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return labelled
 
 
+def not_applicable(kind: str, row: dict[str, Any], metric: str) -> str:
+    """Why a latency scope does not apply to this run ("" when it does): a strategy without an acquire step,
+    or an op the mix never made. Like k6's thresholds on a metric without samples, those are not failed."""
+    scope = metric.rpartition(".")[0]
+    if kind != "bench" or not scope:
+        return ""
+    source = row.get("acquire") if scope == "acquire" else (row.get("by_op") or {}).get(scope)
+    if (source or {}).get("count"):
+        return ""
+    return "n/a: no acquire step" if scope == "acquire" else f"n/a: no {scope} ops"
+
+
 def metric_value(kind: str, row: dict[str, Any], metric: str) -> float | None:
     """The metric's value for one run or result, in seconds for times; None when it has none."""
     scope, _, name = metric.rpartition(".")
@@ -133,9 +145,11 @@ def evaluate(document: dict[str, Any], thresholds: tuple[Threshold, ...]) -> lis
             results.append({"expr": threshold.text, "subject": "-", "value": None, "shown": "no value",
                             "unit": threshold.unit, "ok": False})
         for label, row in rows:
-            value = metric_value(kind, row, threshold.metric)
+            skipped = not_applicable(kind, row, threshold.metric)
+            value = None if skipped else metric_value(kind, row, threshold.metric)
             results.append({"expr": threshold.text, "subject": label, "value": value,
-                            "shown": threshold.shown(value), "unit": threshold.unit, "ok": threshold.holds(value)})
+                            "shown": skipped or threshold.shown(value), "unit": threshold.unit,
+                            "ok": bool(skipped) or threshold.holds(value), "skipped": bool(skipped)})
     return results
 
 
@@ -148,6 +162,7 @@ def render(results: list[dict[str, Any]]) -> Any:
     for _ in range(4):
         table.add_column(no_wrap=True)
     for result in results:
-        mark = Text("✓", style="bold green") if result["ok"] else Text("✗", style="bold red")
+        mark = (Text("-", style="dim") if result.get("skipped") else
+                Text("✓", style="bold green") if result["ok"] else Text("✗", style="bold red"))
         table.add_row(mark, result["expr"], result["subject"], result["shown"])
     return table

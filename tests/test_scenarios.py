@@ -49,6 +49,8 @@ def test_every_shipped_scenario_is_valid(name):
     ('[leaks]\nrelinquish = "yes"\n', "[leaks] relinquish: expected true or false"),
     ('description = "nothing"\n', "nothing to run"),
     ("[bench\n", "not valid TOML"),
+    ('[bench]\nduration_s = "30s"\n', "[bench] unknown key 'duration_s'"),
+    ("[bench]\ncheck_only = true\n", "[bench] unknown key 'check_only'"),
 ])
 def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message):
     path = tmp_path / "bad.toml"

@@ -42,10 +42,11 @@ def test_metrics_must_belong_to_the_command():
 
 BENCH_DOC = {"schema": "mcpool.result/1", "interrupted": False, "runs": [
     {"strategy": "fifo", "outcome": "ok", "ops_per_s": 30000.0, "error_count": 0, "wrong_values": 0,
-     "corrupt_values": 0, "latency_us": {"p99": 1500.0}, "by_op": {"get": {"latency_us": {"p99_9": 6000.0}}},
-     "acquire": {"latency_us": {"p99": None}}},
+     "corrupt_values": 0, "latency_us": {"p99": 1500.0}, "by_op": {"get": {"count": 900, "latency_us": {"p99_9": 6000.0}}},
+     "acquire": {"count": 0, "latency_us": {"p99": None}}},
     {"strategy": "shared", "outcome": "crashed", "ops_per_s": 0, "error_count": 3, "wrong_values": 2,
-     "corrupt_values": 0, "latency_us": {"p99": None}, "by_op": {}, "acquire": {}},
+     "corrupt_values": 0, "latency_us": {"p99": None}, "by_op": {"get": {"count": 12, "latency_us": {}}},
+     "acquire": {}},
 ]}
 
 
@@ -56,6 +57,19 @@ def test_every_run_is_held_to_every_threshold():
         ("fifo", "get.p99_9<5ms", False), ("shared", "get.p99_9<5ms", False),
         ("fifo", "errors==0", True), ("shared", "errors==0", False)]
     assert results[0]["shown"] == "1.5 ms" and results[1]["shown"] == "no value"
+
+
+def test_a_scope_the_run_never_used_is_not_applicable():
+    (fifo, shared) = evaluate(BENCH_DOC, (parse_threshold("acquire.p99<1ms"),))
+    assert fifo["ok"] and fifo["skipped"] and fifo["shown"] == "n/a: no acquire step"
+    (fifo, shared) = evaluate(BENCH_DOC, (parse_threshold("delete.p99<1ms"),))
+    assert fifo["shown"] == "n/a: no delete ops"
+
+
+def test_shown_values_never_contradict_the_verdict():
+    assert parse_threshold("ops_per_s>1000").shown(999.5) == "999.5"
+    assert parse_threshold("get.p99<1s").shown(0.00018) == "0.00018 s"
+    assert parse_threshold("p99<1ms").shown(2.005926) == "2006 ms"
 
 
 def test_junit_has_a_case_per_verdict_and_threshold():

@@ -50,6 +50,9 @@ def write_atomically(path: str, data: bytes, option: str, what: str) -> None:
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False, prefix=".mcpool-", suffix=".tmp") as handle:
             temporary = handle.name
             handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would have made it, not the temporary file's 0600
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError, NameError):
