@@ -125,7 +125,7 @@ def bench_comparison(docs: list[SavedDocument]) -> RenderableType:
     table = Table(title=f"bench: {' · '.join(doc.label for doc in docs)}", title_justify="left", box=None,
                   pad_edge=False)
     label_width = max(len(doc.label) for doc in docs)
-    headers = ["run", "strategy", *(["outcome"] if show_outcome else []), "ops/s", "relative",
+    headers = ["run", "strategy", *(["outcome"] if show_outcome else []), "ops/s", "speed",
                *(f"{key.replace('_', '.')} {units[key][0]}" for key in units), "errors"]
     for name in headers:
         table.add_column(name, justify="left" if name in ("run", "strategy", "outcome") else "right",
@@ -138,8 +138,9 @@ def bench_comparison(docs: list[SavedDocument]) -> RenderableType:
         table.add_row(row.label, row.result.strategy,
                       *([Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
                       f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
-    legend = Text(f"relative: ops/s divided by those of {docs[0].label}'s run of the same strategy (or of the first "
-                  "run); above 1 is faster", style="dim")
+    legend = Text(f"speed: ops/s divided by those of {docs[0].label}'s run of the same strategy (or of the first "
+                  "run); above 1 is faster (bench's own `relative` column is the other way round: how many times "
+                  "slower than the fastest)", style="dim")
     return Group(table, legend, *bench_changes(rows, docs[0].label), *option_notes(docs), Text(""))
 
 
