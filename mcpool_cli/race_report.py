@@ -18,7 +18,7 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
     verdict = check.verdict
     who = "a parent and its forked child" if check.strategy == FORK else f"{threads} threads"
     head = (Text(check.strategy, style="bold")
-            .append(f" · {who} · {len(check.trials)} trials × {duration_s:g} s · ")
+            .append(f" · {who} · {len(check.trials)} trial{'s' if len(check.trials) != 1 else ''} × {duration_s:g} s · ")
             .append(verdict.upper(), style=VERDICT_STYLE.get(verdict, "bold")))
     ops = sum(t.stats.completed for t in check.trials)
     checked = sum(t.stats.checked for t in check.trials)

@@ -36,7 +36,7 @@ def parse_server(text: str) -> ServerAddress:
     text = text.strip()
     match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", text) or re.match(r"^([^:\s\[\]]+)(?::(\d+))?$", text)
     if not match:
-        raise UsageProblem(f"server {text!r} is not HOST:PORT (e.g. 127.0.0.1:11211 or [::1]:11211)")
+        raise UsageProblem(f"server {text!r} is not HOST:PORT (e.g. 127.0.0.1:11211 or cache1:11211)")
     port = int(match.group(2) or 11211)
     if not 0 < port < 65536:
         raise UsageProblem(f"server {text!r}: port {port} is out of range")
