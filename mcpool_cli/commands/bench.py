@@ -109,9 +109,7 @@ def bench(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, .
     settings["ratio"], settings["mix"] = resolve_mix(settings["ratio"], settings["mix"])
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0, **settings)
     validate(options)
-    check_outputs("bench", json_path, thresholds, junit_path)
-    if check_only:
-        ctx.exit(0)
+    check_outputs(ctx, "bench", json_path, thresholds, junit_path, check_only)
     session = BenchSession(options, *connect(ctx, servers, dataset_mb(options)))
     check_client(session.servers, options.binary, options.behaviors)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

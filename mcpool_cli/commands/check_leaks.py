@@ -83,9 +83,7 @@ def check_leaks(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     options = LeakOptions(strategies=expand_strategies(strategies or LEAK_DEFAULT), import_path=(os.getcwd(),),
                           **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    check_outputs("leaks", json_path, thresholds, junit_path)
-    if check_only:
-        ctx.exit(0)
+    check_outputs(ctx, "leaks", json_path, thresholds, junit_path, check_only)
     session = LeakSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

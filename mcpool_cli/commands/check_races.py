@@ -64,9 +64,7 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
     options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    check_outputs("races", json_path, thresholds, junit_path)
-    if check_only:
-        ctx.exit(0)
+    check_outputs(ctx, "races", json_path, thresholds, junit_path, check_only)
     session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
     check_client(session.servers)
     reported = run_session(session, env, quiet, json_path, thresholds, junit_path)

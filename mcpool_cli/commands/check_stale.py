@@ -152,9 +152,7 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     for _, behaviors in options.variants:
         check_behaviors(behaviors, binary=False)
-    check_outputs("stale", json_path, thresholds, junit_path)
-    if check_only:
-        ctx.exit(0)
+    check_outputs(ctx, "stale", json_path, thresholds, junit_path, check_only)
     if fault in ("restart", "idle"):
         extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if fault == "idle" else ()
         embedded = ctx.with_resource(EmbeddedServer(memory_mb=64, extra_args=extra))

@@ -129,8 +129,10 @@ class Reported:
         ctx.exit(code)
 
 
-def check_outputs(kind: str, json_path: str | None, thresholds: tuple[Any, ...], junit_path: str | None) -> None:
-    """Before any load: the files can be written, and every threshold names a metric of this command."""
+def check_outputs(ctx: click.Context, kind: str, json_path: str | None, thresholds: tuple[Any, ...],
+                  junit_path: str | None, check_only: bool) -> None:
+    """The last check before any load: the files can be written, and every threshold names a metric of this
+    command. With --check-only (mcpool run checking a scenario's phases), exit 0 here."""
     from mcpool_cli.thresholds import check_metrics
 
     check_json_target(json_path)
@@ -138,6 +140,8 @@ def check_outputs(kind: str, json_path: str | None, thresholds: tuple[Any, ...],
     if junit_path == "-":
         raise UsageProblem("--junit needs a file name")
     check_metrics(thresholds, kind)
+    if check_only:
+        ctx.exit(0)
 
 
 def run_session(session: Any, env: Environment, quiet: bool, json_path: str | None,
