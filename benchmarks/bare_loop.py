@@ -13,8 +13,8 @@ import time
 
 import pylibmc
 
-from mcpool_cli.plan import Workload
-from mcpool_cli.workload import GET, SCHEDULE_LENGTH, build_key_space, build_schedule
+from mcpool_cli.engine.plan import Workload
+from mcpool_cli.engine.workload import GET, SCHEDULE_LENGTH, build_key_space, build_schedule
 
 
 def percentile(sorted_values: list[int], share: float) -> float:

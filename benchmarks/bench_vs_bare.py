@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mcpool_cli.server import EmbeddedServer
+from mcpool_cli.engine.server import EmbeddedServer
 
 HERE = Path(__file__).parent
 

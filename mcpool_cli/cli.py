@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from mcpool_cli import __version__
-from mcpool_cli.commands.bench import bench
-from mcpool_cli.commands.check_leaks import check_leaks
-from mcpool_cli.commands.check_races import check_races
-from mcpool_cli.commands.check_stale import check_stale
-from mcpool_cli.commands.compare import compare, report
-from mcpool_cli.commands.run import run, scenarios
+from mcpool_cli.bench.command import bench
+from mcpool_cli.checks.leaks.command import check_leaks
+from mcpool_cli.checks.races.command import check_races
+from mcpool_cli.checks.stale.command import check_stale
+from mcpool_cli.report.command import compare, report
+from mcpool_cli.scenarios.command import run, scenarios
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
 

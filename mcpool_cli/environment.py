@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from mcpool_cli.server import ServerAddress, parse_server
+from mcpool_cli.engine.server import ServerAddress, parse_server
 
 
 @dataclass

@@ -8,8 +8,8 @@ import click
 
 from mcpool_cli import units
 from mcpool_cli.errors import UsageProblem
-from mcpool_cli.server import parse_server
-from mcpool_cli.thresholds import parse_threshold
+from mcpool_cli.engine.server import parse_server
+from mcpool_cli.report.thresholds import parse_threshold
 
 
 class ParsedType(click.ParamType):

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
-from mcpool_cli.server import EmbeddedServer, ServerAddress
+from mcpool_cli.engine.server import EmbeddedServer, ServerAddress
 
 TESTS = Path(__file__).parent
 QUICK = ["--duration", "700ms", "--warmup", "200ms", "--keys", "500", "--threads", "3", "--quiet"]

@@ -3,7 +3,7 @@
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from mcpool_cli.server import server_stats
+from mcpool_cli.engine.server import server_stats
 
 
 @pytest.mark.parametrize("strategy", ["per-thread", "fifo", "thread-mapped"])

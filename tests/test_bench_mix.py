@@ -7,12 +7,12 @@ import pylibmc
 import pytest
 from rich.console import Console
 
-from mcpool_cli.loop import Batch, LoopTiming, Recorder, run_load
-from mcpool_cli.plan import Workload
-from mcpool_cli.report import run_report
-from mcpool_cli.results import RunResult, RunStats, WorkerOutcome
-from mcpool_cli.workload import build_key_space, build_schedule, make_value
-from mcpool_cli.worker import encode_ns
+from mcpool_cli.bench.loop import Batch, LoopTiming, Recorder, run_load
+from mcpool_cli.engine.plan import Workload
+from mcpool_cli.bench.render import run_report
+from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome
+from mcpool_cli.engine.workload import build_key_space, build_schedule, make_value
+from mcpool_cli.engine.worker import encode_ns
 from tests.conftest import run_mcpool
 from tests.test_cli_errors import one_line_error
 

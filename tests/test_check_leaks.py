@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
-from mcpool_cli.leaks import ChurnFigures, leak_verdict
+from mcpool_cli.checks.leaks.loop import ChurnFigures, leak_verdict
 
 
 def leaks(memcached, *args):

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
-from mcpool_cli.proxy import FaultProxy
-from mcpool_cli.stale import FaultTimes, analyse
-from mcpool_cli.stale_loop import StaleBatch
+from mcpool_cli.checks.stale.proxy import FaultProxy
+from mcpool_cli.checks.stale.faults import FaultTimes, analyse
+from mcpool_cli.checks.stale.loop import StaleBatch
 from tests.conftest import run_mcpool
 from tests.test_interrupt import alive, descendants, start_measuring
 
@@ -73,7 +73,7 @@ def test_drop_through_the_proxy_against_any_server(memcached):
 
 def test_a_server_that_cannot_start_again_stops_the_check_and_keeps_the_figures(monkeypatch):
     from mcpool_cli.errors import UsageProblem
-    from mcpool_cli.server import EmbeddedServer
+    from mcpool_cli.engine.server import EmbeddedServer
 
     def refuse(self):
         raise UsageProblem("could not start memcached again (port taken?)")

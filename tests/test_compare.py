@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
 from mcpool_cli.errors import UsageProblem
-from mcpool_cli.comparison import short_labels
-from mcpool_cli.saved import kind_of
+from mcpool_cli.report.compare import short_labels
+from mcpool_cli.report.saved import kind_of
 
 BENCH = ["--duration", "500ms", "--warmup", "100ms", "--keys", "200", "--quiet"]
 

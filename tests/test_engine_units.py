@@ -2,9 +2,9 @@
 
 import signal
 
-from mcpool_cli.loop import Batch, LoopTiming, Recorder
-from mcpool_cli.runner import classify_exit
-from mcpool_cli.worker import merge_batches
+from mcpool_cli.bench.loop import Batch, LoopTiming, Recorder
+from mcpool_cli.engine.runner import classify_exit
+from mcpool_cli.engine.worker import merge_batches
 
 
 def test_classify_exit():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mcpool_cli.races import (Stamp, check_own, check_shared, classify_error, decode_value, encode_value,
+from mcpool_cli.checks.races.stamps import (Stamp, check_own, check_shared, classify_error, decode_value, encode_value,
                               verdict)
 
 
@@ -68,8 +68,8 @@ def test_safe_needs_evidence():
 def test_misses_after_a_flush_or_eviction_are_not_evidence():
     from collections import Counter
 
-    from mcpool_cli.check_races import RaceStats, StrategyCheck, Trial
-    from mcpool_cli.results import WorkerOutcome
+    from mcpool_cli.checks.races.session import RaceStats, StrategyCheck, Trial
+    from mcpool_cli.engine.outcomes import WorkerOutcome
 
     def trial(evictions=0, flushed=False, **anomalies):
         stats = RaceStats(completed=3000, checked=2000, anomalies=Counter(anomalies))

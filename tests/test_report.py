@@ -2,10 +2,10 @@ import io
 
 from rich.console import Console
 
-from mcpool_cli.plan import ClientConfig, RunPlan, Workload
-from mcpool_cli.progress import PlainProgress
-from mcpool_cli.report import bucket_bounds_us, comparison, format_number, pick_unit, run_report
-from mcpool_cli.results import RunResult, RunStats, WorkerOutcome
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.engine.progress import PlainProgress
+from mcpool_cli.bench.render import bucket_bounds_us, comparison, format_number, pick_unit, run_report
+from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome
 from tests.test_results import snapshot
 
 

@@ -3,8 +3,8 @@ from array import array
 
 from hdrh.histogram import HdrHistogram
 
-from mcpool_cli.results import RunResult, RunStats, WorkerOutcome, new_histogram, quantize_counts, worst_outcome
-from mcpool_cli.worker import encode_ns
+from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome, new_histogram, quantize_counts, worst_outcome
+from mcpool_cli.engine.worker import encode_ns
 
 
 def snapshot(get_ns, set_ns=(), acquire_ns=(), **counts):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mcpool_cli.cli import cli
-from mcpool_cli.scenario import load, shipped, shipped_folder
+from mcpool_cli.scenarios.loader import load, shipped, shipped_folder
 from tests.conftest import run_mcpool
 
 SHIPPED = [name for name, _ in shipped()]

@@ -5,9 +5,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mcpool_cli import junit
+from mcpool_cli.report import junit
 from mcpool_cli.errors import UsageProblem
-from mcpool_cli.thresholds import check_metrics, evaluate, parse_threshold
+from mcpool_cli.report.thresholds import check_metrics, evaluate, parse_threshold
 from tests.conftest import run_mcpool
 
 

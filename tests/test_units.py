@@ -1,7 +1,7 @@
 import pytest
 
 from mcpool_cli.errors import UsageProblem
-from mcpool_cli.server import ServerAddress, parse_server
+from mcpool_cli.engine.server import ServerAddress, parse_server
 from mcpool_cli.units import parse_behavior, parse_duration_s, parse_ratio, parse_value_size
 
 

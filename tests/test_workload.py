@@ -1,9 +1,9 @@
 from collections import Counter
 
-from mcpool_cli.plan import ClientConfig, RunPlan, Workload, WorkerPlan
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload, WorkerPlan
 import pytest
 
-from mcpool_cli.workload import (DELETE, GET, GET_MULTI, SET, build_key_space, build_schedule, classify_get,
+from mcpool_cli.engine.workload import (DELETE, GET, GET_MULTI, SET, build_key_space, build_schedule, classify_get,
                                  make_value, multi_keys, owner_of_value)
 
 

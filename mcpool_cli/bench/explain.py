@@ -1,0 +1,56 @@
+"""Plain-words explanations of how a run ended and what it saw."""
+
+from __future__ import annotations
+
+from mcpool_cli.engine.outcomes import RunResult
+
+SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every call, so threads that share one "
+               "corrupt each other's requests and replies. Give each thread its own client "
+               "(--strategy per-thread) or use a pool (fifo, thread-mapped).")
+
+
+def _seen_before(result: RunResult) -> str:
+    stats = result.stats
+    parts = [f"{stats.completed:,} ops ({stats.ops():,} of them after the warm-up)"]
+    if result.error_count:
+        top = ", ".join(f"{name} {count:,}" for name, count in stats.errors.most_common(3))
+        parts.append(f"{result.error_count:,} errors ({top})")
+    if stats.wrong_values:
+        parts.append(f"{stats.wrong_values:,} values of another key")
+    if stats.corrupt_values:
+        parts.append(f"{stats.corrupt_values:,} corrupt values")
+    if stats.misses:
+        parts.append(f"{stats.misses:,} misses")
+    return "It saw " + ", ".join(parts) + "."
+
+
+def explain(result: RunResult, hang_timeout_s: float) -> str:
+    """Why the run ended as it did, and what to do; empty for a clean run."""
+    outcome = result.outcome
+    hint = SHARED_HINT if result.strategy == "shared" else ""
+    if outcome.outcome == "crashed":
+        said = f'; its last words on stderr were "{outcome.stderr_tail}"' if outcome.stderr_tail else ""
+        text = (f"A worker process was killed by {outcome.signal} {outcome.lifetime_s:.1f} s after it started"
+                f"{said}. That is the interpreter dying, "
+                f"typically memory corruption inside libmemcached. {_seen_before(result)}")
+    elif outcome.outcome == "hung":
+        starting = outcome.message and ("starting" in outcome.message or "filling" in outcome.message)
+        why = ("it had not finished starting (building the strategy or filling the key space)" if starting
+               else "its threads were stuck in calls that never returned")
+        text = (f"A worker made no progress for {hang_timeout_s:g} s ({outcome.message or 'no progress'}) and was "
+                f"killed: {why}. {_seen_before(result)}")
+    elif outcome.outcome == "error":
+        text = f"A worker stopped with a Python error: {outcome.message}. {_seen_before(result)}"
+    elif outcome.outcome == "interrupted":
+        text = (f"Interrupted (Ctrl-C or a termination signal); the figures cover the time measured until then. "
+                f"{_seen_before(result)}")
+    elif result.stats.wrong_values or result.stats.corrupt_values or result.error_count:
+        text = f"The run finished, but not cleanly. {_seen_before(result)}"
+    elif result.stats.ok_ops() == 0:
+        text = (f"No operation succeeded after the warm-up, so there is nothing to measure: is --duration long "
+                f"enough, and does the strategy hand out working clients? {_seen_before(result)}")
+    else:
+        return ""
+    if result.interrupted and outcome.outcome != "interrupted":
+        text += " The run was then interrupted (Ctrl-C)."
+    return f"{text} {hint}".strip()

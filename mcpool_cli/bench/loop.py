@@ -1,0 +1,299 @@
+"""The load loop each worker thread runs: acquire a client, do one op, time it, check it.
+
+This is the hot path. Under GIL contention every extra call, attribute look-up or clock read per op costs
+measurable throughput (the benchmark against a bare pylibmc loop shows it), so the loops below use locals
+and bound methods, take no lock, and leave everything rare (errors, anomalies, flushing, the warm-up
+boundary) to the `Recorder`. get and set come first in each loop's dispatch; delete and get_multi, the
+rarer ops of an op mix, come after them.
+
+Every op leaves `got == value` when it went right: a get returns the value, a set and a delete are taken
+as done, and a get_multi's `value` is the dict of the values it must return (its `key`, the list of keys).
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any, Callable
+
+from mcpool_cli.engine.strategies import Strategy
+from mcpool_cli.engine.workload import DELETE, GET, GET_MULTI, SCHEDULE_LENGTH, SET, KeySpace, classify_get, multi_keys
+
+MAX_EXAMPLES = 5
+URGENT_FLUSH_NS = 5_000_000  # evidence of a race is shipped within 5 ms: the process may die right after
+MASK = SCHEDULE_LENGTH - 1
+
+
+@dataclass
+class Batch:
+    """What one thread measured since its last flush; owned by that thread until put on the sink."""
+
+    completed: int = 0  # every finished op, warm-up included: the watchdog's progress signal
+    get_ns: list[int] = field(default_factory=list)  # latency of measured, successful gets
+    set_ns: list[int] = field(default_factory=list)
+    delete_ns: list[int] = field(default_factory=list)
+    get_multi_ns: list[int] = field(default_factory=list)
+    acquire_ns: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # measured failed ops by op code
+    errors: dict[str, int] = field(default_factory=dict)
+    wrong_values: int = 0
+    corrupt_values: int = 0
+    misses: int = 0
+    exhausted: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+    misses_expected: bool = False  # the mix deletes keys, so a miss is no sign of trouble
+
+    @property
+    def has_anomalies(self) -> bool:
+        """Something the parent must see at once (the process may die right after)."""
+        misses = self.misses and not self.misses_expected
+        return bool(self.errors or self.wrong_values or self.corrupt_values or misses)
+
+    def forget_timings(self) -> None:
+        """Warm-up: keep the counts of what went wrong, drop latencies and measured-op counts."""
+        for latencies in (self.get_ns, self.set_ns, self.delete_ns, self.get_multi_ns, self.acquire_ns):
+            latencies.clear()
+        self.failed = [0] * len(self.failed)
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """Times on the perf_counter_ns clock: counting starts at measure_start_ns, the loop stops at end_ns."""
+
+    measure_start_ns: int
+    end_ns: int
+    flush_interval_ns: int
+
+
+class Recorder:
+    """The rare path of a load loop: errors, anomalies, and handing batches to the sink.
+
+    Batches never straddle the start of measurement: the first flush falls due at `measure_start_ns`, and
+    what was recorded before it is warm-up, whose timings are dropped. So the loops need no per-op check.
+
+    `op_codes` is how many op codes the loop runs: 2 (get, set) keeps a get/set run's batches as they
+    were; 4 adds delete and get_multi. With deletes, misses are expected and never flushed urgently.
+    """
+
+    def __init__(self, timing: LoopTiming, sink: Callable[[Batch], None], op_codes: int = 2,
+                 misses_expected: bool = False) -> None:
+        self.timing = timing
+        self.sink = sink
+        self.op_codes = op_codes
+        self.misses_expected = misses_expected
+        self.batch = self.new_batch()
+        self.measuring = perf_counter_ns() >= timing.measure_start_ns
+        self.flushed_at = 0
+
+    def new_batch(self) -> Batch:
+        return Batch(failed=[0] * self.op_codes, misses_expected=self.misses_expected)
+
+    def appenders(self) -> tuple[tuple[Callable[[int], None], ...], Callable[[int], None]]:
+        """Bound appends of the current batch: latency by op code (get, set, delete, get_multi) and acquire
+        time."""
+        batch = self.batch
+        return ((batch.get_ns.append, batch.set_ns.append, batch.delete_ns.append, batch.get_multi_ns.append),
+                batch.acquire_ns.append)
+
+    def next_flush(self, now: int) -> int:
+        due = now + self.timing.flush_interval_ns
+        return due if self.measuring else min(due, self.timing.measure_start_ns)
+
+    def flush(self, now: int, completed: int) -> int:
+        """Ship the batch and start a new one; returns when the next flush is due."""
+        batch, self.batch = self.batch, self.new_batch()
+        batch.completed, self.flushed_at = completed - self.flushed_at, completed
+        if not self.measuring:
+            batch.forget_timings()
+            self.measuring = now >= self.timing.measure_start_ns
+        self.sink(batch)
+        return self.next_flush(now)
+
+    def failure(self, exc: BaseException, op: int, now: int, next_flush: int) -> int:
+        self.error(exc)
+        self.batch.failed[op] += 1
+        return min(next_flush, now + URGENT_FLUSH_NS)
+
+    def error(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
+
+    def anomaly(self, key: Any, expected: Any, got: Any, now: int, next_flush: int) -> int:
+        """Count a reply that was not the expected value; returns when the next flush is due.
+
+        For a get_multi, `key` is its list of keys, `expected` the dict of their values and `got` its reply.
+        """
+        if isinstance(expected, dict) and isinstance(got, dict):
+            verdicts = [self.check(one, value, got.get(one)) for one, value in expected.items()]
+        elif isinstance(expected, dict):  # not a reply a get_multi can give: corrupt
+            verdicts = [self.check(key[0], expected[key[0]], got if got is not None else b"")]
+        else:
+            verdicts = [self.check(key, expected, got)]
+        if self.misses_expected and all(verdict in ("ok", "miss") for verdict in verdicts):
+            return next_flush
+        return min(next_flush, now + URGENT_FLUSH_NS)
+
+    def check(self, key: str, expected: bytes, got: Any) -> str:
+        """Classify and count one key's reply."""
+        verdict, batch = classify_get(key, expected, got), self.batch
+        if verdict == "miss":
+            batch.misses += 1
+        elif verdict != "ok":
+            batch.wrong_values += verdict == "wrong"
+            batch.corrupt_values += verdict != "wrong"
+            if len(batch.examples) < MAX_EXAMPLES:
+                shown = got[:60] if isinstance(got, (bytes, str)) else got
+                batch.examples.append({"key": key, "kind": verdict, "got": repr(shown)})
+        return verdict
+
+    def reserve(self, strategy: Strategy, end_ns: int) -> tuple[Any, Any]:
+        """(lease, client): a pool that is exhausted (queue.Empty) is counted, then waited for."""
+        try:
+            lease = strategy.reserve()
+            return lease, lease.__enter__()
+        except queue.Empty:
+            self.batch.exhausted += 1
+            lease = strategy.reserve_waiting(end_ns)
+            return lease, lease.__enter__()
+
+    def waited_until_end(self, due: int) -> None:
+        """A reserve that waited until the run ended: the op never ran, but the measured part of the wait
+        is an acquire time (a starved thread must show in the figures)."""
+        if not self.measuring:
+            self.batch.forget_timings()
+            self.measuring = True
+        self.batch.acquire_ns.append(perf_counter_ns() - max(due, self.timing.measure_start_ns))
+
+    def release(self, lease: Any, exc: BaseException | None = None) -> None:
+        """Give a client back, with the op's exception as a `with` block would; a pool may raise here."""
+        try:
+            if exc is None:
+                lease.__exit__(None, None, None)
+            else:
+                lease.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as again:
+            if again is not exc:
+                self.error(again)
+
+
+def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]], ttl_s: int,
+             timing: LoopTiming, sink: Callable[[Batch], None]) -> None:
+    """Run ops until `timing.end_ns`, handing a Batch to `sink` every flush interval and at the end.
+
+    Op latency runs from a client in hand to the reply. Acquire time (pools only) runs from the moment the
+    op was due — today the moment the loop reached it; a fixed-rate pacer would set `due` to the intended
+    start — to a client in hand. Failed ops are counted, not timed.
+    """
+    steps, ops = build_steps(space, schedule), {op for op, _ in schedule}
+    recorder = Recorder(timing, sink, op_codes=2 if ops <= {GET, SET} else 4, misses_expected=DELETE in ops)
+    fixed = strategy.thread_client()
+    if fixed is None:
+        _pooled_loop(strategy, steps, ttl_s, recorder)
+    else:
+        _fixed_loop(fixed, steps, ttl_s, recorder)
+
+
+def build_steps(space: KeySpace, schedule: list[tuple[int, int]]) -> list[tuple[int, Any, Any]]:
+    """(op code, key, expected value) for each step; a get_multi's are its list of keys and the dict of their
+    values, so the loop compares its reply as it compares a get's."""
+    steps: list[tuple[int, Any, Any]] = []
+    for op, index in schedule:
+        if op == GET_MULTI:
+            chosen = multi_keys(index, len(space.keys))
+            steps.append((op, [space.keys[i] for i in chosen], {space.keys[i]: space.values[i] for i in chosen}))
+        else:
+            steps.append((op, space.keys[index], space.values[index]))
+    return steps
+
+
+def _fixed_loop(client: Any, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder) -> None:
+    """A thread that keeps one client for its life (shared, per-thread): nothing to acquire per op."""
+    get, set_ = client.get, client.set  # bound once: the rarer ops look theirs up per call
+    end = recorder.timing.end_ns
+    record, _ = recorder.appenders()
+    next_flush = recorder.next_flush(perf_counter_ns())
+    n = 0
+    try:
+        while True:
+            due = perf_counter_ns()
+            if due >= end:
+                break
+            op, key, value = steps[n & MASK]
+            n += 1
+            try:
+                if op == GET:
+                    got = get(key)
+                elif op == SET:
+                    set_(key, value, ttl_s)
+                    got = value
+                elif op == GET_MULTI:
+                    got = client.get_multi(key)
+                else:  # delete: a key already gone is no error, another thread may have deleted it
+                    client.delete(key)
+                    got = value
+            except Exception as exc:
+                done = perf_counter_ns()
+                next_flush = recorder.failure(exc, op, done, next_flush)
+            else:
+                done = perf_counter_ns()
+                record[op](done - due)
+                if got != value:
+                    next_flush = recorder.anomaly(key, value, got, done, next_flush)
+            if done >= next_flush:
+                next_flush = recorder.flush(done, n)
+                record, _ = recorder.appenders()
+    finally:  # what was measured reaches the parent even if the thread dies
+        recorder.flush(perf_counter_ns(), n)
+
+
+def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder) -> None:
+    """A thread that reserves a client from the strategy for every op, and times the reserve."""
+    end = recorder.timing.end_ns
+    record, record_acquire = recorder.appenders()
+    next_flush = recorder.next_flush(perf_counter_ns())
+    n = 0
+    try:
+        while True:
+            due = perf_counter_ns()
+            if due >= end:
+                break
+            op, key, value = steps[n & MASK]
+            n += 1
+            try:
+                lease, client = recorder.reserve(strategy, end)
+            except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
+                if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                    recorder.waited_until_end(due)
+                    n -= 1
+                    break
+                next_flush = recorder.failure(exc, op, perf_counter_ns(), next_flush)
+                continue
+            acquired = perf_counter_ns()
+            try:
+                if op == GET:
+                    got = client.get(key)
+                elif op == SET:
+                    client.set(key, value, ttl_s)
+                    got = value
+                elif op == GET_MULTI:
+                    got = client.get_multi(key)
+                else:  # delete: a key already gone is no error, another thread may have deleted it
+                    client.delete(key)
+                    got = value
+            except Exception as exc:
+                done = perf_counter_ns()
+                recorder.release(lease, exc)
+                next_flush = recorder.failure(exc, op, done, next_flush)
+            else:
+                done = perf_counter_ns()
+                recorder.release(lease)
+                record_acquire(acquired - due)
+                record[op](done - acquired)
+                if got != value:
+                    next_flush = recorder.anomaly(key, value, got, done, next_flush)
+            if done >= next_flush:
+                next_flush = recorder.flush(done, n)
+                record, record_acquire = recorder.appenders()
+    finally:  # what was measured reaches the parent even if the thread dies
+        recorder.flush(perf_counter_ns(), n)

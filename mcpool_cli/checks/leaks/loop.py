@@ -1,0 +1,156 @@
+"""check-leaks, worker side: churn short-lived threads through a strategy and count connections on the server.
+
+Python reuses the idents of dead threads, so a pool keyed on idents silently adopts a dead thread's client:
+counting "pool keys minus live idents" misses leaks. So the server's own figures are the truth here
+(`curr_connections`, `total_connections`), read over one persistent connection so that reading them
+changes them by a constant; threads are tagged with tokens that are never reused.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from mcpool_cli.engine.server import ServerAddress
+
+SETTLE_S = 0.5
+SAMPLE_S = 0.02
+
+
+class StatsProbe:
+    """`stats` read again and again over one connection to each server; figures summed over servers."""
+
+    def __init__(self, servers: list[ServerAddress]) -> None:
+        self.sockets = [socket.create_connection((s.host, s.port), timeout=2.0) for s in servers]
+
+    def read(self) -> tuple[int, int]:
+        """(curr_connections, total_connections), this probe's own connection left out."""
+        current = total = 0
+        for sock in self.sockets:
+            sock.sendall(b"stats\r\n")
+            reply = b""
+            while not reply.endswith(b"END\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the server closed the stats connection")
+                reply += chunk
+            stats = dict(line.split(" ", 2)[1:] for line in reply.decode().splitlines() if line.startswith("STAT "))
+            current += int(stats["curr_connections"]) - 1
+            total += int(stats["total_connections"])
+        return current, total
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+class PeakSampler(threading.Thread):
+    """Reads curr_connections every 20 ms until stopped; keeps the highest."""
+
+    def __init__(self, probe: StatsProbe) -> None:
+        super().__init__(daemon=True)
+        self.probe, self.peak, self.done = probe, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(SAMPLE_S):
+            self.peak = max(self.peak, self.probe.read()[0])
+
+
+def open_sockets() -> int:
+    """Sockets this process holds open (Linux: /proc/self/fd), or -1 where that cannot be read."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return -1
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed while we looked (the listing's own descriptor, for one)
+    return count
+
+
+@dataclass(frozen=True)
+class ChurnFigures:
+    """What one churn measured, in the worker and on the server."""
+
+    threads_started: int
+    concurrency: int
+    baseline_connections: int
+    baseline_drift: int  # curr_connections change over a quiet half second before the churn
+    peak_connections: int
+    after_connections: int
+    connections_opened: int  # total_connections grew by this much
+    standing_clients: int  # clients the strategy keeps by design (a FIFO pool's, a shared one)
+    held_by_pool: int  # clients the strategy still holds after every thread ended
+    dead_thread_clients: int  # of those, clients a thread took and never gave back (by never-reused token)
+    open_sockets_after: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_per_thread: int, prefix: str,
+          progress: Callable[[int], None]) -> ChurnFigures:
+    """Start `count` short-lived threads, at most `concurrency` alive; each does a few ops and exits."""
+    quiet_start = probe.read()[0]
+    time.sleep(SETTLE_S)
+    baseline, total_before = probe.read()
+    sampler = PeakSampler(probe)
+    sampler.peak = baseline
+    owners: dict[int, int] = {}  # id(client) -> token of the thread that used it
+    gate, lock = threading.Semaphore(concurrency), threading.Lock()
+
+    def body(token: int) -> None:
+        try:
+            for n in range(ops_per_thread):
+                key = f"{prefix}t{token}:{n}"
+                with strategy.reserve() as client:
+                    with lock:
+                        owners[id(client)] = token
+                    client.set(key, b"x", 60)
+                    client.get(key)
+            strategy.thread_done()
+        finally:
+            gate.release()
+
+    sampler.start()
+    threads = []
+    for token in range(count):
+        gate.acquire()
+        threads.append(threading.Thread(target=body, args=(token,), daemon=True))
+        threads[-1].start()
+        if token % 20 == 19:
+            progress(20)
+    for thread in threads:
+        thread.join()
+    gc.collect()
+    time.sleep(SETTLE_S)  # let freed clients close their sockets and the server notice
+    sampler.done.set()
+    sampler.join()
+    after, total_after = probe.read()
+    held = strategy.held_clients()
+    return ChurnFigures(
+        threads_started=count, concurrency=concurrency, baseline_connections=baseline,
+        baseline_drift=baseline - quiet_start, peak_connections=max(sampler.peak, after),
+        after_connections=after, connections_opened=total_after - total_before,
+        standing_clients=strategy.standing_clients(), held_by_pool=len(held),
+        dead_thread_clients=sum(1 for client in held if id(client) in owners and strategy.per_thread_clients),
+        open_sockets_after=open_sockets())
+
+
+def leak_verdict(figures: ChurnFigures) -> tuple[str, int]:
+    """(verdict, leaked connections): `leak` when connections outlive their threads, `churn` when threads
+    open connections of their own, else `clean`."""
+    leaked = max(0, figures.after_connections - figures.baseline_connections - figures.standing_clients)
+    if leaked > 0 or figures.dead_thread_clients > 0:
+        return "leak", max(leaked, figures.dead_thread_clients)
+    if figures.connections_opened > figures.standing_clients + max(2, figures.threads_started // 10):
+        return "churn", 0
+    return "clean", 0

@@ -1,0 +1,76 @@
+"""`mcpool check-races`: prove whether a client strategy is thread-safe, with evidence."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import click
+
+from mcpool_cli.commandkit import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
+from mcpool_cli.environment import Environment
+from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.options import DURATION
+
+
+def exit_code(session: Any) -> ExitCode:
+    if session.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if all(check.verdict == "safe" for check in session.checks) else ExitCode.PROBLEM
+
+
+@click.command("check-races")
+@shared_options("mcpool.check/1")
+@click.option("--strategy", "strategies", multiple=True, metavar="NAME",
+              help=STRATEGY_HELP.replace("Default: fifo, thread-mapped and per-thread.", "Default: all."))
+@click.option("--threads", "-t", type=click.IntRange(2, 1024), default=8, show_default=True,
+              help="Threads racing in each trial.")
+@click.option("--duration", "duration_s", type=DURATION, default="5s", show_default=True,
+              help="How long each trial runs.")
+@click.option("--trials", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Trials per strategy, each in a fresh worker process.")
+@click.option("--fork", is_flag=True,
+              help="Check fork safety instead: one client connected before fork(), used by parent and child.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (kept in the results).")
+@click.pass_context
+def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], fork: bool,
+                json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
+                check_only: bool, **settings: Any) -> None:
+    """Prove whether a client strategy is thread-safe, with evidence.
+
+    Threads write and read back keys only they write, and read keys all share; every value carries its
+    key, its writer and a sequence number, so a reply meant for another thread is caught. Each trial runs
+    in its own worker process. Verdict per strategy: safe, racy, crashed, hung, error, or
+    inconclusive / interrupted when there is too little evidence. Exit 0 when every
+    strategy is safe, 1 otherwise, 2 for bad input.
+
+    \b
+    Examples:
+      mcpool check-races
+      mcpool check-races --strategy myapp.cache:make_pool --threads 16 --trials 5
+      mcpool check-races --fork
+    """
+    import os
+
+    from mcpool_cli.bench.session import check_client, expand_strategies, validate_custom
+    from mcpool_cli.checks.races.session import FORK, RaceOptions, RaceSession
+    from mcpool_cli.checks.races.render import check_report, checks_summary
+
+    env: Environment = ctx.obj
+    if fork and strategies:
+        raise UsageProblem("--fork checks one client shared across fork(); it takes no --strategy")
+    if settings["duration_s"] < 0.1:
+        raise UsageProblem("--duration must be at least 100ms: a trial needs time to find a race")
+    chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
+    options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
+    validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
+    check_outputs(ctx, "races", json_path, thresholds, junit_path, check_only)
+    session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
+    check_client(session.servers)
+    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
+    console = reported.console
+    for check in session.checks:
+        console.print(check_report(check, options.threads, options.duration_s))
+    if len(session.checks) > 1:
+        console.print(checks_summary(session.checks))
+    reported.finish(ctx, exit_code(session))

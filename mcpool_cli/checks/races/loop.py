@@ -1,0 +1,130 @@
+"""The race-check loop: each thread writes and reads back keys only it writes, and reads keys all share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any, Callable
+
+from mcpool_cli.checks.races.stamps import check_own, check_shared, classify_error, encode_value
+from mcpool_cli.engine.strategies import Strategy, leased_call
+
+OWN_KEYS = 16  # per thread
+SHARED_KEYS = 64
+SHARED_WRITER = -1  # the token of the worker that writes the shared keys before the load
+MAX_EXAMPLES = 5
+URGENT_FLUSH_NS = 1_000_000  # evidence leaves within a millisecond: the process may die right after
+
+
+def own_key(prefix: str, token: int, index: int) -> str:
+    return f"{prefix}t{token}:o{index}"
+
+
+def shared_key(prefix: str, index: int) -> str:
+    return f"{prefix}s{index}"
+
+
+@dataclass
+class RaceBatch:
+    """What one thread saw since its last flush."""
+
+    ops: int = 0
+    checked: int = 0  # replies actually compared (a failed call checks nothing)
+    anomalies: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    first_anomaly_ns: int | None = None  # since the load started
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def note(self, kind: str, elapsed_ns: int, key: str = "", expected: str = "", got: object = "") -> None:
+        self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
+        if self.first_anomaly_ns is None:
+            self.first_anomaly_ns = elapsed_ns
+        if len(self.examples) < MAX_EXAMPLES:
+            shown = got[:80] if isinstance(got, (bytes, str)) else got
+            self.examples.append({"kind": kind, "key": key, "expected": expected, "got": repr(shown)})
+
+
+class RaceThread:
+    """One thread's cycle: set an own key, read it back, read a shared key; every reply is checked."""
+
+    def __init__(self, strategy: Strategy, prefix: str, token: int, start_ns: int, end_ns: int,
+                 sink: Callable[[RaceBatch], None], flush_interval_ns: int) -> None:
+        self.strategy, self.prefix, self.token = strategy, prefix, token
+        self.start_ns, self.end_ns = start_ns, end_ns
+        self.sink, self.flush_interval_ns = sink, flush_interval_ns
+        self.last_seq = [0] * OWN_KEYS
+        self.batch = RaceBatch()
+
+    def call(self, method: str, key: str, *args: Any) -> tuple[bool, Any]:
+        """(ok, reply) of one call on a client reserved for it; errors are classified and counted."""
+        try:
+            return True, leased_call(self.strategy, self.end_ns, method, key, *args)
+        except Exception as exc:
+            self._error(exc, key)
+            return False, None
+
+    def _error(self, exc: BaseException, key: str) -> None:
+        kind = classify_error(exc)
+        if kind == "protocol_desync":
+            self.batch.note(kind, perf_counter_ns() - self.start_ns, key, "a reply to this call", f"{type(exc).__name__}: {exc}")
+        name = type(exc).__name__
+        self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
+
+    def step(self, n: int) -> None:
+        index = n % OWN_KEYS
+        key = own_key(self.prefix, self.token, index)
+        seq = self.last_seq[index] + 1
+        written, _ = self.call("set", key, encode_value(key, self.token, seq), 3600)
+        if written:
+            self.last_seq[index] = seq
+        ok, got = self.call("get", key)
+        if ok and written:
+            self.batch.checked += 1
+            anomaly = check_own(key, self.token, self.last_seq[index], got)
+            if anomaly:
+                expected = encode_value(key, self.token, self.last_seq[index]).decode()
+                self.batch.note(anomaly, perf_counter_ns() - self.start_ns, key, expected, got)
+        shared = shared_key(self.prefix, (n * 7 + self.token) % SHARED_KEYS)
+        ok, got = self.call("get", shared)
+        if ok:
+            self.batch.checked += 1
+            anomaly = check_shared(shared, got)
+            if anomaly:
+                self.batch.note(anomaly, perf_counter_ns() - self.start_ns, shared, f"{shared}|…", got)
+        self.batch.ops += 3
+
+    def run(self) -> None:
+        next_flush, n = perf_counter_ns() + self.flush_interval_ns, 0
+        try:
+            while (now := perf_counter_ns()) < self.end_ns:
+                self.step(n)
+                n += 1
+                if self.batch.anomalies:  # evidence leaves within milliseconds: a crash may follow
+                    next_flush = min(next_flush, now + URGENT_FLUSH_NS)
+                if now >= next_flush:
+                    self.sink(self.batch)
+                    self.batch, next_flush = RaceBatch(), now + self.flush_interval_ns
+        finally:
+            self.sink(self.batch)
+
+
+def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:
+    total = RaceBatch()
+    for batch in batches:
+        total.ops += batch.ops
+        total.checked += batch.checked
+        for target, source in ((total.anomalies, batch.anomalies), (total.errors, batch.errors)):
+            for name, count in source.items():
+                target[name] = target.get(name, 0) + count
+        if batch.first_anomaly_ns is not None:
+            total.first_anomaly_ns = min(batch.first_anomaly_ns, total.first_anomaly_ns or batch.first_anomaly_ns)
+        total.examples += batch.examples[: MAX_EXAMPLES - len(total.examples)]
+    return total
+
+
+def race_message(batch: RaceBatch) -> dict[str, Any]:
+    return {"type": "snapshot", "kind": "races", "completed": batch.ops, "checked": batch.checked,
+            "anomalies": batch.anomalies,
+            "errors": batch.errors, "examples": batch.examples,
+            "first_anomaly_s": None if batch.first_anomaly_ns is None else batch.first_anomaly_ns / 1e9,
+            "t_s": 0.0}

@@ -1,0 +1,237 @@
+"""`mcpool check-races` as a library: trials in isolated workers, anomalies merged, a verdict per strategy."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcpool_cli import __version__
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.checks.races.stamps import ANOMALIES, verdict
+from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
+from mcpool_cli.engine.runner import RunListener, run_in_turn, run_workers
+from mcpool_cli.engine.server import ServerAddress, server_stats
+from mcpool_cli.engine.strategies import is_custom
+
+CHECK_SCHEMA = "mcpool.check/1"
+FORK = "fork"  # the strategy name under which the fork-safety check is reported
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class RaceStats:
+    """One trial's anomalies, merged from the worker's snapshots as they arrive."""
+
+    completed: int = 0
+    checked: int = 0
+    anomalies: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    examples: list[dict[str, str]] = field(default_factory=list)
+    first_anomaly_s: float | None = None
+
+    def add_snapshot(self, snap: dict[str, Any]) -> None:
+        self.completed += snap["completed"]
+        self.checked += snap.get("checked", 0)
+        self.anomalies.update(snap["anomalies"])
+        self.errors.update(snap["errors"])
+        self.examples += snap["examples"][: MAX_EXAMPLES - len(self.examples)]
+        first = snap["first_anomaly_s"]
+        if first is not None and (self.first_anomaly_s is None or first < self.first_anomaly_s):
+            self.first_anomaly_s = first
+
+    def ok_ops(self) -> int:
+        return self.completed
+
+
+@dataclass(frozen=True)
+class Trial:
+    index: int
+    outcome: WorkerOutcome
+    stats: RaceStats
+    evictions: int  # during the trial, on the servers: false misses may be evictions when this is not 0
+    flushed: bool = False  # someone flushed or restarted a server during the trial
+
+    @property
+    def counted_anomalies(self) -> Counter:
+        """Anomalies that count toward the verdict: misses are not evidence when the server lost items."""
+        counted = Counter(self.stats.anomalies)
+        if self.evictions or self.flushed:
+            counted.pop("false_miss", None)
+        return counted
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial": self.index, "outcome": self.outcome.outcome, "signal": self.outcome.signal,
+                "stderr_tail": self.outcome.stderr_tail, "message": self.outcome.message,
+                "ops": self.stats.completed, "checked": self.stats.checked,
+                "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
+                "errors": dict(self.stats.errors), "first_anomaly_s": self.stats.first_anomaly_s,
+                "evictions": self.evictions, "flushed": self.flushed}
+
+
+@dataclass(frozen=True)
+class RaceOptions:
+    strategies: tuple[str, ...]
+    threads: int = 8
+    duration_s: float = 5.0
+    trials: int = 3
+    seed: int = 0
+    hang_timeout_s: float = 10.0
+    fork: bool = False
+    import_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StrategyCheck:
+    """The verdict on one strategy over all its trials."""
+
+    strategy: str
+    trials: tuple[Trial, ...]
+
+    @property
+    def anomalies(self) -> Counter:
+        total: Counter = Counter({name: 0 for name in ANOMALIES})
+        for trial in self.trials:
+            total.update(trial.stats.anomalies)
+        return total
+
+    @property
+    def errors(self) -> Counter:
+        return sum((t.stats.errors for t in self.trials), Counter())
+
+    @property
+    def verdict(self) -> str:
+        counted = sum(sum(t.counted_anomalies.values()) for t in self.trials)
+        return verdict([t.outcome.outcome for t in self.trials], counted,
+                       sum(t.stats.checked for t in self.trials), sum(self.errors.values()),
+                       sum(t.stats.completed for t in self.trials))
+
+    @property
+    def first_anomaly_s(self) -> float | None:
+        firsts = [t.stats.first_anomaly_s for t in self.trials if t.stats.first_anomaly_s is not None]
+        return min(firsts) if firsts else None
+
+    @property
+    def affected(self) -> int:
+        return sum(1 for t in self.trials if t.outcome.outcome != "ok" or t.stats.anomalies)
+
+    def examples(self) -> list[dict[str, str]]:
+        return [e for t in self.trials for e in t.stats.examples][:MAX_EXAMPLES]
+
+    def summary(self) -> str:
+        """One line, e.g. `crashed in 3/3 trials: SIGABRT — double free or corruption`."""
+        count = f"{self.affected}/{len(self.trials)} trials"
+        first = f", first anomaly after {self.first_anomaly_s * 1000:.1f} ms" if self.first_anomaly_s is not None else ""
+        if self.verdict in ("crashed", "hung", "error"):
+            count = f"{sum(t.outcome.outcome == self.verdict for t in self.trials)}/{len(self.trials)} trials"
+            bad = worst_outcome([t.outcome for t in self.trials if t.outcome.outcome == self.verdict])
+            detail = bad.signal or bad.message or ""
+            words = f" — {bad.stderr_tail}" if self.verdict == "crashed" and bad.stderr_tail else ""
+            when = f" ({bad.lifetime_s:.1f} s after its worker started)" if self.verdict == "crashed" else ""
+            return f"{self.verdict} in {count}: {detail}{words}{when}{first}"
+        if self.verdict == "racy":
+            return f"anomalies in {count}{first}"
+        if self.verdict == "interrupted":
+            return f"interrupted after {len(self.trials)} trial(s): no anomaly in what ran, which proves nothing"
+        if self.verdict == "inconclusive":
+            checked = sum(t.stats.checked for t in self.trials)
+            return (f"inconclusive: {checked:,} replies checked, {sum(self.errors.values()):,} calls failed — "
+                    "too little evidence to call it safe")
+        return f"no anomaly in {len(self.trials)} trial(s)"
+
+    def advice(self) -> str:
+        if self.verdict == "safe":
+            return "Held up: no thread saw another's reply. Keep sharing clients this way."
+        if self.strategy == FORK:
+            return ("Never use a client connected before fork(): create clients in each worker after the fork "
+                    "(a post-fork hook, or lazily on first use).")
+        if self.strategy == "shared":
+            return "Threads share one pylibmc.Client: give each thread its own (mc.clone()) or use a pool."
+        if self.verdict == "error":
+            return "A trial stopped with a Python error; fix it and check again."
+        if self.verdict in ("inconclusive", "interrupted"):
+            return "Check again: make sure the strategy hands out working clients, and let every trial finish."
+        if is_custom(self.strategy) and not sum(self.anomalies.values()):
+            return ("No wrong reply was seen: look for a deadlock or an exhausted pool (hung), or at the worker's "
+                    "last words on stderr (crashed).")
+        if is_custom(self.strategy):
+            return ("Two threads held one client at once: make reserve() lend each client to one thread at a "
+                    "time (a queue, as pylibmc.ClientPool does) or give each thread its own clone().")
+        return "This strategy let two users hold one client at once."
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "verdict": self.verdict, "summary": self.summary(),
+                "advice": self.advice(), "trials_affected": self.affected,
+                "trials": [t.to_json() for t in self.trials], "first_anomaly_s": self.first_anomaly_s,
+                "anomalies": dict(self.anomalies), "anomaly_count": sum(self.anomalies.values()),
+                "errors": dict(self.errors), "examples": self.examples()}
+
+
+def server_marks(servers: tuple[ServerAddress, ...]) -> tuple[int, int, tuple[str, ...]]:
+    """(evictions, flushes, pids) summed over the servers, to tell afterwards whether they lost items."""
+    evicted = flushed = 0
+    pids = []
+    for server in servers:
+        try:
+            stats = server_stats(server)
+        except OSError:
+            pids.append("?")
+            continue
+        evicted += int(stats.get("evictions", 0))
+        flushed += int(stats.get("cmd_flush", 0))
+        pids.append(stats.get("pid", "?"))
+    return evicted, flushed, tuple(pids)
+
+
+def trial_plan(options: RaceOptions, strategy: str, servers: tuple[ServerAddress, ...], prefix: str) -> RunPlan:
+    return RunPlan(strategy=strategy, client=ClientConfig(servers=tuple(s.spec for s in servers)),
+                   workload=Workload(keys=1, seed=options.seed, key_prefix=prefix), threads=options.threads,
+                   duration_s=options.duration_s, warmup_s=0.0, hang_timeout_s=options.hang_timeout_s,
+                   import_path=options.import_path, mode="races-fork" if strategy == FORK else "races")
+
+
+@dataclass
+class RaceSession:
+    """One `mcpool check-races` invocation."""
+
+    options: RaceOptions
+    servers: tuple[ServerAddress, ...]
+    embedded: bool
+    server_version: str = ""
+    run_id: str = ""
+    checks: list[StrategyCheck] = field(default_factory=list)
+    interrupted: bool = False
+
+    def run(self, listener: RunListener) -> None:
+        def run_one(strategy: str) -> bool:
+            trials: list[Trial] = []
+            try:
+                for index in range(1, self.options.trials + 1):
+                    trial, interrupted = self.trial(strategy, index, listener)
+                    trials.append(trial)
+                    if interrupted:
+                        return True
+                return False
+            finally:  # the trials that ran are reported, even when Ctrl-C came between two of them
+                self.checks.append(StrategyCheck(strategy, tuple(trials)))
+
+        self.interrupted = run_in_turn(self.options.strategies, run_one)
+
+    def trial(self, strategy: str, index: int, listener: RunListener) -> tuple[Trial, bool]:
+        """One trial in a fresh worker, with the server's evictions, flushes and restarts around it."""
+        plan = trial_plan(self.options, strategy, self.servers, f"mcpool:{self.run_id}:races:{strategy}:{index}:")
+        before = server_marks(self.servers)
+        stats = RaceStats()
+        outcomes, interrupted = run_workers(plan, listener, stats)
+        after = server_marks(self.servers)
+        flushed = after[1] != before[1] or after[2] != before[2]  # a flush_all, or a restart
+        return Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed), interrupted
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": CHECK_SCHEMA, "check": "races", "mcpool_version": __version__, "run_id": self.run_id,
+                "interrupted": self.interrupted,
+                "server": {"addresses": [s.spec for s in self.servers], "embedded": self.embedded,
+                           "version": self.server_version},
+                "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "import_path"},
+                "results": [check.to_json() for check in self.checks]}

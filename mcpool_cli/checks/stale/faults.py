@@ -1,0 +1,285 @@
+"""`mcpool check-stale` as a library: faults injected by the parent, and what the workers saw of them.
+
+The parent injects the fault from its main thread while it pumps the workers' snapshots (a memcached
+started from another thread would die with it: the embedded server asks for SIGTERM when its parent
+thread exits). Worker times and fault times are both `time.monotonic_ns()`, one clock on Linux.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcpool_cli.errors import UsageProblem
+from mcpool_cli.engine.server import EmbeddedServer, ServerAddress, server_stats
+from mcpool_cli.checks.stale.loop import StaleBatch
+
+FAULTS = ("restart", "idle", "drop", "freeze")
+EMBEDDED_ONLY = ("restart", "idle")
+FAULT_HELP = {
+    "restart": "stop the embedded memcached, keep it down for --outage, start it again on the same port",
+    "idle": "start the embedded memcached with -o idle_timeout=N; the load pauses until it drops the idle "
+            "connections",
+    "drop": "mcpool's loopback proxy closes every client connection at once (any server)",
+    "freeze": "mcpool's loopback proxy stops forwarding for --outage (any server)",
+}
+IDLE_SETTLE_S = 0.3  # after the first idle kick: the server closes every idle connection in one sweep
+
+
+@dataclass
+class FaultTimes:
+    """When the fault struck and when the server was usable again (monotonic ns), and what was done."""
+
+    start_ns: int = 0
+    back_ns: int = 0
+    refill: tuple[int, int] | None = None  # restart: from the new server's start to its refill; misses here are real
+    detail: str = ""
+
+
+class Fault:
+    """Polled by the runner from the main thread; acts when the load has run `before_s`."""
+
+    name = ""
+
+    def __init__(self, before_s: float) -> None:
+        self.before_ns = int(before_s * 1e9)
+        self.times = FaultTimes()
+        self.t0_ns: int | None = None
+        self.state = "waiting"
+
+    def poll(self, workers: list[Any]) -> None:
+        if self.t0_ns is None:
+            starts = [m["t0_ns"] for w in workers for m in w.messages if m.get("phase") == "measure"]
+            if not starts:
+                return
+            self.t0_ns = min(starts)
+        if self.state != "done":
+            self.step(time.monotonic_ns(), workers)
+
+    def step(self, now_ns: int, workers: list[Any]) -> None:
+        raise NotImplementedError
+
+    @property
+    def due(self) -> bool:
+        return self.t0_ns is not None and time.monotonic_ns() >= self.t0_ns + self.before_ns
+
+    @property
+    def happened(self) -> bool:
+        """Whether the fault struck (it may not have ended: Ctrl-C, a crash, a server that would not start)."""
+        return bool(self.times.start_ns)
+
+
+class RestartFault(Fault):
+    """Stop the embedded memcached, wait, start it on the same port and write the key space back."""
+
+    name = "restart"
+
+    def __init__(self, before_s: float, server: EmbeddedServer, down_s: float, refill: dict[str, bytes],
+                 ttl_s: int) -> None:
+        super().__init__(before_s)
+        self.server, self.down_ns, self.refill_values, self.ttl_s = server, int(down_s * 1e9), refill, ttl_s
+        self.old_pid: int | None = None
+        self.exited_ns = 0
+        self.failure = ""  # why the server could not be started again
+
+    def step(self, now_ns: int, workers: list[Any]) -> None:
+        if self.state == "waiting" and self.due:
+            self.old_pid = self.server.pid
+            self.times.start_ns = time.monotonic_ns()
+            self.server.stop()
+            self.exited_ns = time.monotonic_ns()
+            self.times.detail = (f"SIGTERM to memcached (pid {self.old_pid}), which served on until it exited "
+                                 f"{(self.exited_ns - self.times.start_ns) / 1e6:.0f} ms later")
+            self.state = "down"
+        elif self.state == "down" and now_ns >= self.exited_ns + self.down_ns:
+            try:
+                self.server.start_again()
+            except UsageProblem as exc:
+                self.failure = str(exc)
+                self.times.detail += f"; {exc}"
+                self.state = "failed"
+                return
+            up = self.times.back_ns = time.monotonic_ns()
+            self._refill()
+            self.times.refill = (up, time.monotonic_ns())
+            self.times.detail += (f"; down {(up - self.exited_ns) / 1e9:.2f} s, then started again (pid "
+                                  f"{self.server.pid}); keys written back in {(self.times.refill[1] - up) / 1e6:.0f} ms")
+            self.state = "done"
+
+    def _refill(self) -> None:
+        """Write the key space to the new, empty server, so that a miss after this is a false one."""
+        import pylibmc
+
+        assert self.server.address is not None
+        client = pylibmc.Client([self.server.address.spec])
+        try:
+            items = list(self.refill_values.items())
+            for start in range(0, len(items), 500):
+                client.set_multi(dict(items[start:start + 500]), time=self.ttl_s)
+        finally:
+            client.disconnect_all()
+
+
+class DropFault(Fault):
+    name = "drop"
+
+    def __init__(self, before_s: float, proxies: list[Any]) -> None:
+        super().__init__(before_s)
+        self.proxies = proxies
+
+    def step(self, now_ns: int, workers: list[Any]) -> None:
+        if self.due:
+            self.times.start_ns = self.times.back_ns = time.monotonic_ns()
+            dropped = sum(proxy.drop() for proxy in self.proxies)
+            self.times.detail = f"the proxy closed {dropped} client connections at once"
+            self.state = "done"
+
+
+class FreezeFault(Fault):
+    name = "freeze"
+
+    def __init__(self, before_s: float, proxies: list[Any], freeze_s: float) -> None:
+        super().__init__(before_s)
+        self.proxies, self.freeze_ns = proxies, int(freeze_s * 1e9)
+
+    def step(self, now_ns: int, workers: list[Any]) -> None:
+        if self.state == "waiting" and self.due:
+            self.times.start_ns = time.monotonic_ns()
+            for proxy in self.proxies:
+                proxy.freeze()
+            self.state = "frozen"
+        elif self.state == "frozen" and now_ns >= self.times.start_ns + self.freeze_ns:
+            for proxy in self.proxies:
+                proxy.thaw()
+            self.times.back_ns = time.monotonic_ns()
+            self.times.detail = (f"the proxy forwarded nothing for {(self.times.back_ns - self.times.start_ns) / 1e9:.2f}"
+                                 " s, then resumed")
+            self.state = "done"
+
+
+class IdleFault(Fault):
+    """The workers pause at `before_s`; once memcached has kicked their idle connections, they resume."""
+
+    name = "idle"
+
+    def __init__(self, before_s: float, address: ServerAddress, idle_timeout_s: int, max_wait_s: float) -> None:
+        super().__init__(before_s)
+        self.address, self.idle_timeout_s, self.max_wait_ns = address, idle_timeout_s, int(max_wait_s * 1e9)
+        self.kicks_before = 0
+        self.kicked_ns: int | None = None
+        self.next_read_ns = 0
+
+    def step(self, now_ns: int, workers: list[Any]) -> None:
+        if self.state == "waiting":
+            self.kicks_before = self._kicks()
+            self.state = "armed"
+        elif self.state == "armed" and self.due:
+            self.times.start_ns = self.t0_ns + self.before_ns  # type: ignore[operator]
+            self.state = "paused"
+        elif self.state == "paused":
+            if self.kicked_ns is None and now_ns >= self.next_read_ns:
+                self.next_read_ns = now_ns + 50_000_000
+                if self._kicks() > self.kicks_before:
+                    self.kicked_ns = now_ns
+            settled = self.kicked_ns is not None and now_ns >= self.kicked_ns + int(IDLE_SETTLE_S * 1e9)
+            if settled or now_ns >= self.times.start_ns + self.max_wait_ns:
+                kicks = self._kicks() - self.kicks_before
+                for worker in workers:
+                    worker.send(b"resume\n")
+                self.times.back_ns = time.monotonic_ns()
+                paused = (self.times.back_ns - self.times.start_ns) / 1e9
+                self.times.detail = (f"the load paused {paused:.1f} s; memcached (idle_timeout={self.idle_timeout_s}) "
+                                     f"closed {kicks} idle connections" if kicks else
+                                     f"the load paused {paused:.1f} s, but memcached closed no idle connection")
+                self.state = "done"
+
+    def _kicks(self) -> int:
+        return int(server_stats(self.address).get("idle_kicks", 0))
+
+
+@dataclass(frozen=True)
+class StaleFigures:
+    """One strategy's run through the fault, from the worker's batches and the fault's times."""
+
+    false_misses: int  # keys (a get_multi may miss four)
+    false_miss_ops: int
+    unverified_misses: int
+    errors: dict[str, int]
+    wrong_values: int
+    ops_scheduled: int
+    ops_ok: int
+    ops_skipped: int
+    outage_s: float
+    recovery_s: float | None
+    longest_op_s: float
+    first_failure_s: float | None  # after the fault struck
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def ops_failed(self) -> int:
+        return self.error_count + self.wrong_values + self.false_miss_ops
+
+    @property
+    def ops_lost(self) -> int:
+        return self.ops_failed + self.ops_skipped
+
+
+def analyse(batch: StaleBatch, times: FaultTimes) -> StaleFigures:
+    """False misses, the outage window and the recovery time, on the fault's clock.
+
+    A miss is false unless the fault really removed the key: only a restart does, and only until the keys
+    are written back. The outage runs from the first failed or stalled op touched by the fault to the first
+    success after the last failure; recovery is that first success minus the moment the server was back.
+    """
+    ms = 1_000_000
+    false, unverified = [], 0
+    for start, end in batch.misses:
+        if times.refill is not None and end >= times.refill[0] and start <= times.refill[1]:
+            unverified += 1
+        else:
+            false.append((start, end))
+    failures = sorted([t * ms for t, n in batch.fail_ms.items() if n and t * ms >= times.start_ns - ms] +
+                      [end for _, end in false if end >= times.start_ns])
+    stalls = [start for start, end in batch.slow if end >= times.start_ns]  # each ends in its own success
+    bad = failures + stalls
+    first_failure = min(bad) if bad else None
+    if first_failure is None:
+        after = [t * ms for t in batch.ok_ms if t * ms >= times.back_ns]
+        recovered, outage = (min(after) if after else None), 0.0
+    else:
+        last_bad = max(bad)
+        after = [t * ms for t in batch.ok_ms if t * ms > last_bad]
+        recovered = min(after) if after else None
+        end = recovered if recovered is not None else max([last_bad, *(t * ms for t in batch.ok_ms)])
+        outage = (end - first_failure) / 1e9
+    if not times.back_ns:  # the fault never ended (Ctrl-C, or the server would not start again)
+        recovered = None
+    recovery = None if recovered is None else max(0.0, (recovered - times.back_ns) / 1e9)
+    return StaleFigures(false_misses=len(false), false_miss_ops=len(set(false)), unverified_misses=unverified, errors=dict(batch.errors),
+                        wrong_values=batch.wrong, ops_scheduled=batch.scheduled, ops_ok=batch.ok,
+                        ops_skipped=batch.skipped, outage_s=round(outage, 4),
+                        recovery_s=None if recovery is None else round(recovery, 4),
+                        longest_op_s=round(batch.max_op_ns / 1e9, 4),
+                        first_failure_s=None if first_failure is None else
+                        round(max(0, first_failure - times.start_ns) / 1e9, 4))
+
+
+@dataclass
+class StaleStats:
+    """The worker's batches, merged as they arrive."""
+
+    total: StaleBatch = field(default_factory=StaleBatch)
+    errors: dict[str, int] = field(default_factory=dict)  # for the progress line
+
+    def add_snapshot(self, snap: dict[str, Any]) -> None:
+        batch = StaleBatch.from_message(snap)
+        self.total.add(batch)
+        for name, count in batch.errors.items():
+            self.errors[name] = self.errors.get(name, 0) + count
+
+    def ok_ops(self) -> int:
+        return self.total.ok

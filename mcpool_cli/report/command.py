@@ -1,0 +1,157 @@
+"""`mcpool report` and `mcpool compare`: saved JSON results rendered again, or side by side."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+import click
+
+from mcpool_cli.environment import Environment
+from mcpool_cli.errors import ExitCode
+
+FILES_HELP = ("JSON written with --json by bench, check-races, check-leaks, check-stale (schemas mcpool.result/1, "
+              "mcpool.check/1) or by run (mcpool.run/1).")
+
+
+def render_bench(doc: Any, console: Any) -> None:
+    from mcpool_cli.bench.command import render
+
+    render(doc.content, console)
+
+
+def render_races(doc: Any, console: Any) -> None:
+    from mcpool_cli.checks.races.render import check_report, checks_summary
+
+    races = doc.content
+    for check in races.checks:
+        console.print(check_report(check, races.threads, races.duration_s))
+    console.print(checks_summary(list(races.checks)))
+
+
+def render_leaks(doc: Any, console: Any) -> None:
+    from mcpool_cli.checks.leaks.command import render_check
+    from mcpool_cli.report.saved import leaks_summary
+
+    for check in doc.content.checks:
+        console.print(render_check(check, doc.content.embedded))
+    console.print(leaks_summary(doc.content.checks))
+
+
+def render_stale(doc: Any, console: Any) -> None:
+    from mcpool_cli.checks.stale.command import render
+
+    console.print(render(doc.content))
+
+
+RENDERERS: dict[str, Callable[[Any, Any], None]] = {
+    "bench": render_bench, "races": render_races, "leaks": render_leaks, "stale": render_stale}
+
+
+def print_file(saved: Any, console: Any) -> None:
+    """Each document as its command printed it, with the thresholds judged on it; for a run document, its
+    closing lines too."""
+    from rich.text import Text
+
+    from mcpool_cli.report.saved import COMMAND, guarded, source_line
+    from mcpool_cli.report.thresholds import render
+
+    for index, doc in enumerate(saved.documents):
+        if saved.scenario is not None:
+            command = saved.phases[index][0] if index < len(saved.phases) else COMMAND[doc.kind]
+            console.print(Text(f"▶ {saved.scenario} · mcpool {command}", style="bold cyan"))
+        console.print(source_line(doc))
+        guarded(lambda: RENDERERS[doc.kind](doc, console), saved.path, doc.data["schema"])  # a mistyped value
+        if doc.thresholds:
+            console.print(render(list(doc.thresholds)))
+    if saved.scenario is not None:
+        print_run_end(saved, console)
+
+
+@contextlib.contextmanager
+def buffered(console: Any) -> Iterator[None]:
+    """Render into a buffer and write it at the end: a damaged file stops the command before any output."""
+    with console.capture() as captured:
+        yield
+    console.file.write(captured.get())
+
+
+def print_run_end(saved: Any, console: Any) -> None:
+    """What `mcpool run` closes with: each phase passed or failed, and every threshold with its phase."""
+    from rich.text import Text
+
+    from mcpool_cli.errors import ExitCode
+    from mcpool_cli.report.thresholds import render
+
+    words = {0: "passed", ExitCode.INTERRUPTED: "interrupted"}
+    passed = all(code == 0 for _, code in saved.phases)
+    console.print(Text(f"scenario {saved.scenario}: " + ", ".join(
+        f"{command} {words.get(code, 'FAILED')}" for command, code in saved.phases),
+        style="bold green" if passed else "bold red"))
+    if saved.thresholds:
+        console.print(render([{**t, "subject": f"{t['phase']} · {t['subject']}" if t.get("phase") else t["subject"]}
+                              for t in saved.thresholds]))
+        console.print(f"{sum(t['ok'] for t in saved.thresholds)}/{len(saved.thresholds)} thresholds held")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE.json...", help=FILES_HELP)
+@click.pass_context
+def report(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Render saved results again, as the command that wrote them printed them.
+
+    Every file is read and checked before anything is printed. Thresholds judged when the file was written
+    (--threshold, or a scenario's) are listed as the command listed them (✓ held, ✗ not). Exit 0 (rendering
+    is not judging), 2 when a file is missing, is not JSON, or holds another schema or version.
+
+    \b
+    Examples:
+      mcpool report result.json
+      mcpool report before.json after.json
+      mcpool report mcpool-results.json      # written by mcpool run ci-smoke --json mcpool-results.json
+    """
+    from rich.console import Console
+
+    from mcpool_cli.report.saved import load_file
+
+    env: Environment = ctx.obj
+    loaded = [load_file(path) for path in files]
+    console = Console(file=env.stdout)
+    with buffered(console):
+        for saved in loaded:
+            print_file(saved, console)
+    ctx.exit(ExitCode.OK)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE.json...", help=FILES_HELP)
+@click.pass_context
+def compare(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Compare saved results side by side and say what changed.
+
+    bench: one row per file and strategy with ops/s, p50, p99, p99.9 and errors, a relative column against
+    the first file's run of the same strategy, and sentences such as "b.json fifo ran 1.31× faster than
+    a.json fifo; p99 …". Checks: each file's verdict and key figures per strategy, and how they changed
+    (races: anomalies; leaks: leaked and opened connections; stale: recovery, outage, false misses).
+    Files must hold results of one kind; documents of `mcpool run` are compared kind by kind.
+    Exit 0, or 2 when a file is missing, is not JSON, holds another schema, or the kinds differ.
+
+    \b
+    Examples:
+      mcpool compare before.json after.json
+      mcpool compare stale-defaults.json stale-retry1.json
+    """
+    from rich.console import Console
+
+    from mcpool_cli.report.compare import common_kinds, comparison, short_labels
+    from mcpool_cli.report.saved import guarded, load_file
+
+    env: Environment = ctx.obj
+    loaded = [load_file(path, label) for path, label in zip(files, short_labels(files))]
+    kinds = common_kinds(loaded)
+    console = Console(file=env.stdout)
+    with buffered(console):
+        for kind in kinds:
+            docs = [doc for saved in loaded for doc in saved.documents if doc.kind == kind]
+            guarded(lambda: console.print(comparison(kind, docs)), ", ".join(files), docs[0].data["schema"])
+    ctx.exit(ExitCode.OK)

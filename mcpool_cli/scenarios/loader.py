@@ -1,0 +1,215 @@
+"""Scenarios: a TOML file naming the commands to run, each with its options and thresholds.
+
+```toml
+description = "one line for `mcpool scenarios`"
+servers = ["127.0.0.1:11211"]          # optional; else MCPOOL_SERVERS, else the embedded memcached
+
+[bench]                                # and/or [races], [leaks], [stale]
+strategies = ["fifo", "per-thread"]
+threads = 12
+duration = "10s"
+mix = { get = 8, set = 1, get_multi = 1 }
+behaviors = { tcp_nodelay = 1 }
+thresholds = ["p99<2ms", "errors==0"]
+```
+
+A section's keys are its command's options, spelled with underscores (`--pool-size` is `pool_size`,
+`--duration` is `duration`, `--strategy` is `strategies`). The file is checked whole, against the commands'
+own option types, before any load: a bad key or value is exit 2 naming the file, the key and what it expects.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mcpool_cli.errors import UsageProblem
+from mcpool_cli.report.thresholds import check_metrics, parse_threshold
+
+SECTIONS = {"bench": "bench", "races": "check-races", "leaks": "check-leaks", "stale": "check-stale"}
+TOP_KEYS = ("description", "servers", *SECTIONS)
+NOT_IN_FILES = ("json_path", "quiet", "junit_path", "servers", "check_only")  # set by `mcpool run` itself
+RENAMED = {"strategies": "strategies", "behaviors": "behaviors", "duration": "duration_s", "warmup": "warmup_s",
+           "hang_timeout": "hang_timeout_s", "outage": "outage_s", "idle_timeout": "idle_timeout_s",
+           "before": "before_s", "recover_within": "recover_within_s"}
+QUICK_KEYS = {"bench": ("duration", "warmup"), "races": ("duration",), "stale": ("before",)}
+
+
+@dataclass(frozen=True)
+class Phase:
+    section: str  # bench, races, leaks or stale
+    args: tuple[str, ...]  # the command's options, as on the command line
+    thresholds: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        return SECTIONS[self.section]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    description: str
+    servers: tuple[str, ...]
+    phases: tuple[Phase, ...]
+
+
+def shipped_folder() -> Path:
+    return Path(str(resources.files("mcpool_cli") / "scenarios"))
+
+
+def shipped() -> list[tuple[str, str]]:
+    """(name, description) of every scenario that comes with mcpool."""
+    found = []
+    for path in sorted(shipped_folder().glob("*.toml")):
+        try:
+            description = tomllib.loads(path.read_text()).get("description", "")
+        except tomllib.TOMLDecodeError:
+            description = "(unreadable)"
+        found.append((path.stem, description))
+    return found
+
+
+def locate(spec: str) -> Path:
+    """A path to a file, or the name of a shipped scenario."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    candidate = shipped_folder() / f"{spec}.toml"
+    if "/" not in spec and candidate.is_file():
+        return candidate
+    names = ", ".join(name for name, _ in shipped())
+    raise UsageProblem(f"scenario {spec!r}: no such file, and no shipped scenario of that name ({names})")
+
+
+def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = None) -> Scenario:
+    path = locate(spec)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageProblem(f"{path}: cannot read it ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageProblem(f"{path}: not valid TOML ({exc})") from exc
+    for key in data:
+        if key not in TOP_KEYS:
+            raise UsageProblem(f"{path}: unknown key {key!r}; expected {', '.join(TOP_KEYS)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise UsageProblem(f"{path}: description: expected a string")
+    servers = data.get("servers", [])
+    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+        raise UsageProblem(f"{path}: servers: expected a list of \"host:port\" strings")
+    phases = []
+    for section in SECTIONS:
+        if section not in data:
+            continue
+        table = data[section]
+        if not isinstance(table, dict):
+            raise UsageProblem(f"{path}: {section}: expected a table [{section}]")
+        phases.append(_phase(path, section, table, commands[SECTIONS[section]], quick_s))
+    if not phases:
+        raise UsageProblem(f"{path}: nothing to run; add a [bench], [races], [leaks] or [stale] table")
+    return Scenario(path.stem, str(path), description, tuple(servers), tuple(phases))
+
+
+def _phase(path: Path, section: str, table: dict[str, Any], command: click.Command, quick_s: float | None) -> Phase:
+    params = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    args: list[str] = []
+    thresholds = table.get("thresholds", [])
+    where = f"{path}: [{section}]"
+    if not isinstance(thresholds, list) or not all(isinstance(t, str) for t in thresholds):
+        raise UsageProblem(f"{where} thresholds: expected a list of strings such as [\"p99<2ms\", \"errors==0\"]")
+    try:
+        check_metrics(tuple(parse_threshold(t) for t in thresholds), section)
+    except UsageProblem as exc:
+        raise UsageProblem(f"{where} thresholds: {exc}") from exc
+    for key, value in table.items():
+        if key == "thresholds":
+            continue
+        name = RENAMED.get(key, key)
+        param = params.get(name)
+        internal = key in RENAMED.values() and key not in RENAMED  # duration_s is spelled duration in files
+        if param is None or internal or name in NOT_IN_FILES or name == "thresholds":
+            known = sorted(k for k in (_key_of(p) for p in params.values()) if k not in (*NOT_IN_FILES, "thresholds"))
+            raise UsageProblem(f"{where} unknown key {key!r}; expected one of {', '.join(known)}, thresholds")
+        args += _option_args(where, key, value, param)
+    if quick_s is not None:
+        for key in QUICK_KEYS.get(section, ()):
+            param = params[RENAMED[key]]
+            current = table.get(key, param.default)
+            try:
+                longer = _seconds(current) > quick_s
+            except UsageProblem as exc:
+                raise UsageProblem(f"{where} {key}: {exc}") from exc
+            if longer:
+                args += [param.opts[0], f"{quick_s * 1000:.3f}ms"]
+    _validate(where, command, args, params)
+    return Phase(section, tuple(args), tuple(thresholds))
+
+
+def _key_of(param: click.Option) -> str:
+    for key, name in RENAMED.items():
+        if name == param.name:
+            return key
+    return param.name or ""
+
+
+def _seconds(value: Any) -> float:
+    from mcpool_cli.units import parse_duration_s
+
+    return value if isinstance(value, (int, float)) else parse_duration_s(str(value))
+
+
+def _option_args(where: str, key: str, value: Any, param: click.Option) -> list[str]:
+    flag = param.opts[0]
+    if param.is_flag and param.secondary_opts:  # --relinquish/--no-relinquish
+        if not isinstance(value, bool):
+            raise UsageProblem(f"{where} {key}: expected true or false, got {value!r}")
+        return [flag if value else param.secondary_opts[0]]
+    if param.is_flag:
+        if not isinstance(value, bool):
+            raise UsageProblem(f"{where} {key}: expected true or false, got {value!r}")
+        return [flag] if value else []
+    if isinstance(value, dict):  # mix = {get = 8, ...}; behaviors = {tcp_nodelay = 1}
+        if not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value.values()):
+            raise UsageProblem(f"{where} {key}: expected a table of names to numbers, got {value!r}")
+        pairs = [f"{k}={v}" for k, v in value.items()]
+        return [part for pair in pairs for part in (flag, pair)] if param.multiple else [flag, ",".join(pairs)]
+    if param.multiple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageProblem(f"{where} {key}: expected a list of strings, got {value!r}")
+        return [part for item in value for part in (flag, item)]
+    if isinstance(value, (list, dict)) or isinstance(value, bool):
+        raise UsageProblem(f"{where} {key}: expected a single {_expected(param)}, got {value!r}")
+    if isinstance(param.type, (click.IntRange,)) or param.type is click.INT:
+        if not isinstance(value, int):
+            raise UsageProblem(f"{where} {key}: expected an integer, got {value!r}")
+    elif isinstance(param.type, click.FloatRange) or param.type is click.FLOAT:
+        if not isinstance(value, (int, float)):
+            raise UsageProblem(f"{where} {key}: expected a number, got {value!r}")
+    elif isinstance(value, (int, float)) and _expected(param) in ("duration", "size"):
+        return [flag, str(value)]  # duration = 10 is ten seconds; value_size = 64 is 64 bytes
+    elif not isinstance(value, str):
+        raise UsageProblem(f"{where} {key}: expected a string ({_expected(param)}), got {value!r}")
+    return [flag, str(value)]
+
+
+def _expected(param: click.Option) -> str:
+    return getattr(param.type, "name", "value")
+
+
+def _validate(where: str, command: click.Command, args: list[str], params: dict[str, click.Option]) -> None:
+    """Let the command's own option types judge the values, without running anything."""
+    try:
+        command.make_context(command.name or "", list(args), resilient_parsing=False)
+    except click.BadParameter as exc:
+        key = _key_of(exc.param) if isinstance(exc.param, click.Option) else "?"
+        raise UsageProblem(f"{where} {key}: {exc.message}") from exc
+    except click.ClickException as exc:
+        raise UsageProblem(f"{where}: {exc.format_message()}") from exc
