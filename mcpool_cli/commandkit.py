@@ -1,4 +1,10 @@
-"""Pieces every command shares: servers, progress, the JSON file."""
+"""What every command's click layer shares: the common options, and the one flow each command runs.
+
+A command is `validate(params) -> options` (pure: raises UsageProblem) and `start(options, servers, enter)`
+(connects, returns the session); `run_command` does the rest the same way for every kind: checks the output
+files and thresholds, runs the session with progress, writes JSON and JUnit on every exit path, renders the
+report with the kind's renderer and exits with the session's code.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,79 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, TypeVar
 
 import click
 
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.kinds import Kind
 from mcpool_cli.options import DURATION, SERVER, THRESHOLD
+
+T = TypeVar("T")
+Enter = Callable[[ContextManager[T]], T]  # ctx.with_resource, or an ExitStack's enter_context
+COMMON = ("servers", "json_path", "quiet", "thresholds", "junit_path")  # what run_command takes off params
 
 STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
                  "(called with the master pylibmc.Client and the thread count; must return an object with a "
                  "reserve() context manager). Repeatable. Default: fifo, thread-mapped and per-thread.")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a command's results go, and the thresholds judged on them."""
+
+    json_path: str | None = None
+    junit_path: str | None = None
+    quiet: bool = False
+    thresholds: tuple[Any, ...] = ()
+
+    def check(self, kind: Kind) -> None:
+        """Before any load: the files can be written, and every threshold names a metric of this kind."""
+        from mcpool_cli.report.thresholds import check_metrics
+
+        check_json_target(self.json_path)
+        check_json_target(self.junit_path, "--junit")
+        if self.junit_path == "-":
+            raise UsageProblem("--junit needs a file name")
+        if self.json_path and self.json_path == self.junit_path:
+            raise UsageProblem(f"--json and --junit name the same file {self.json_path}: one would overwrite the other")
+        check_metrics(self.thresholds, kind)
+
+
+def split_params(params: dict[str, Any]) -> tuple[tuple[Any, ...], Outputs, dict[str, Any]]:
+    """(servers, outputs, the kind's own params) from a command's click params; servers from MCPOOL_SERVERS
+    when none was given."""
+    own = {key: value for key, value in params.items() if key not in COMMON}
+    outputs = Outputs(params.get("json_path"), params.get("junit_path"), bool(params.get("quiet")),
+                      tuple(params.get("thresholds") or ()))
+    return tuple(params.get("servers") or ()) or servers_from_env(), outputs, own
+
+
+def run_command(ctx: click.Context, kind: Kind, params: dict[str, Any]) -> None:
+    """The body of every bench and check command."""
+    env: Environment = ctx.obj
+    servers, outputs, own = split_params(params)
+    command = kind.module("command")
+    options = command.validate(own, servers)
+    outputs.check(kind)
+    session = command.start(options, servers, ctx.with_resource)
+    document, console = run_session(session, env, outputs)
+    ctx.exit(report(kind, session, document, console))
+
+
+def report(kind: Kind, session: Any, document: dict[str, Any], console: Any) -> ExitCode:
+    """Print the kind's report and the thresholds; the exit code (a failed threshold makes a clean run 1)."""
+    from mcpool_cli.report.thresholds import render
+
+    kind.module("render").render(session, console)
+    code = session.exit_code()
+    judged = document.get("thresholds") or []
+    if judged:
+        console.print(render(judged))
+        if code == ExitCode.OK and not all(result["ok"] for result in judged):
+            code = ExitCode.PROBLEM
+    return code
 
 
 def check_json_target(path: str | None, option: str = "--json") -> None:
@@ -72,15 +140,27 @@ def make_progress(env: Environment, quiet: bool) -> Any:
     return PlainProgress(env.stderr)
 
 
-def connect(ctx: click.Context, servers: tuple[Any, ...], memory_mb: int) -> tuple[tuple[Any, ...], bool, str]:
-    """The servers to use (checked), whether mcpool started them, and their version."""
-    from mcpool_cli.engine.server import EmbeddedServer, check_reachable
+def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, Any], Any]:
+    """Run a session with progress; judge its thresholds; write its JSON and JUnit on every exit path.
+    Returns its document and the console its report goes to: stdout, or stderr when the JSON takes stdout."""
+    from rich.console import Console
 
-    servers = servers or servers_from_env()
-    if servers:
-        return servers, False, ", ".join(sorted({check_reachable(s) for s in servers}))
-    embedded = ctx.with_resource(EmbeddedServer(memory_mb=max(256, 2 * memory_mb)))
-    return (embedded.address,), True, check_reachable(embedded.address)
+    from mcpool_cli.report import junit
+    from mcpool_cli.report.thresholds import evaluate
+
+    progress = make_progress(env, outputs.quiet)
+    try:
+        session.run(progress)
+    finally:
+        progress.close()
+        document = session.to_json()
+        if outputs.thresholds:
+            document["thresholds"] = evaluate(document, outputs.thresholds)
+        if outputs.json_path:
+            write_json(outputs.json_path, document, env)
+        if outputs.junit_path:
+            write_atomically(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report")
+    return document, Console(file=env.stderr if outputs.json_path == "-" else env.stdout)
 
 
 def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -99,8 +179,6 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
                           "exits 1."),
         click.option("--junit", "junit_path", metavar="FILE",
                      help="Write a JUnit XML report to FILE: a testcase per verdict and per threshold."),
-        click.option("--check-only", is_flag=True, hidden=True,
-                     help="Check every input and exit 0 without load (mcpool run checks a scenario's phases so)."),
     ]
 
     def apply(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,61 +187,3 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return command
 
     return apply
-
-
-@dataclass
-class Reported:
-    """What a command's session left: where its report goes, and its thresholds judged."""
-
-    console: Any
-    thresholds: list[dict[str, Any]]
-
-    def finish(self, ctx: click.Context, code: ExitCode) -> None:
-        """Close the report with the thresholds, then exit: any failed threshold makes a clean run exit 1."""
-        from mcpool_cli.report.thresholds import render
-
-        if self.thresholds:
-            self.console.print(render(self.thresholds))
-            if code == ExitCode.OK and not all(result["ok"] for result in self.thresholds):
-                code = ExitCode.PROBLEM
-        ctx.exit(code)
-
-
-def check_outputs(ctx: click.Context, kind: str, json_path: str | None, thresholds: tuple[Any, ...],
-                  junit_path: str | None, check_only: bool) -> None:
-    """The last check before any load: the files can be written, and every threshold names a metric of this
-    command. With --check-only (mcpool run checking a scenario's phases), exit 0 here."""
-    from mcpool_cli.report.thresholds import check_metrics
-
-    check_json_target(json_path)
-    check_json_target(junit_path, "--junit")
-    if junit_path == "-":
-        raise UsageProblem("--junit needs a file name")
-    check_metrics(thresholds, kind)
-    if check_only:
-        ctx.exit(0)
-
-
-def run_session(session: Any, env: Environment, quiet: bool, json_path: str | None,
-                thresholds: tuple[Any, ...] = (), junit_path: str | None = None) -> Reported:
-    """Run a command's session with progress; judge its thresholds; write its JSON and JUnit on every exit
-    path. The report goes to stdout, or to stderr when the JSON takes stdout."""
-    from rich.console import Console
-
-    from mcpool_cli.report import junit
-    from mcpool_cli.report.thresholds import evaluate
-
-    progress = make_progress(env, quiet)
-    judged: list[dict[str, Any]] = []
-    try:
-        session.run(progress)
-    finally:
-        progress.close()
-        document = session.to_json()
-        if thresholds:
-            judged = document["thresholds"] = evaluate(document, thresholds)
-        if json_path:
-            write_json(json_path, document, env)
-        if junit_path:
-            write_atomically(junit_path, junit.render([document]), "--junit", "the JUnit report")
-    return Reported(Console(file=env.stderr if json_path == "-" else env.stdout), judged)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Iterable
 
 from mcpool_cli.errors import UsageProblem
 
 MAX_VALUE_BYTES = 1_000_000
+LATENCY_UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))  # (name, µs in one)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
 _SECONDS_PER_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -93,3 +96,29 @@ def format_seconds(value_s: float | None) -> str:
     if value_s is None:
         return "never"
     return f"{value_s * 1000:,.0f} ms" if value_s < 1 else f"{value_s:,.2f} s"
+
+
+def format_number(value: float) -> str:
+    """At least 3 significant digits, never in scientific notation."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    if value <= 0:
+        return "0"
+    return f"{value:.{2 - math.floor(math.log10(value))}f}"
+
+
+def unit_for(value_us: float | None) -> tuple[str, float]:
+    """The largest unit in which `value_us` is at least 1."""
+    if value_us is None:
+        return LATENCY_UNITS[-1]
+    return next(((name, scale) for name, scale in LATENCY_UNITS if value_us >= scale), LATENCY_UNITS[-1])
+
+
+def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
+    """One unit for a whole column, chosen by the column's median value."""
+    present = sorted(v for v in values_us if v is not None)
+    return unit_for(present[len(present) // 2] if present else None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcpool_cli.engine.outcomes import RunResult
+from mcpool_cli.bench.results import RunResult
 
 SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every call, so threads that share one "
                "corrupt each other's requests and replies. Give each thread its own client "

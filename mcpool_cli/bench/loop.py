@@ -13,12 +13,18 @@ as done, and a get_multi's `value` is the dict of the values it must return (its
 from __future__ import annotations
 
 import queue
+import threading
+import time
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable
 
+from mcpool_cli.engine.histograms import decode_ns, encode_ns
+from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy
-from mcpool_cli.engine.workload import DELETE, GET, GET_MULTI, SCHEDULE_LENGTH, SET, KeySpace, classify_get, multi_keys
+from mcpool_cli.engine.worker import Emitter, Prepared, prepare_key_space
+from mcpool_cli.engine.workload import (DELETE, GET, GET_MULTI, OP_NAMES, SCHEDULE_LENGTH, SET, KeySpace,
+                                        build_schedule, classify_get, multi_keys)
 
 MAX_EXAMPLES = 5
 URGENT_FLUSH_NS = 5_000_000  # evidence of a race is shipped within 5 ms: the process may die right after
@@ -55,6 +61,33 @@ class Batch:
         for latencies in (self.get_ns, self.set_ns, self.delete_ns, self.get_multi_ns, self.acquire_ns):
             latencies.clear()
         self.failed = [0] * len(self.failed)
+
+    def to_message(self, elapsed_s: float) -> dict[str, Any]:
+        """The snapshot message that carries this batch to the parent; `t_s` is the time measured so far."""
+        return {
+            "type": "snapshot", "t_s": round(elapsed_s, 4), "completed": self.completed,
+            "failed": dict(zip(OP_NAMES, self.failed)),
+            "lat_ns": {"get": encode_ns(self.get_ns), "set": encode_ns(self.set_ns),
+                       "delete": encode_ns(self.delete_ns), "get_multi": encode_ns(self.get_multi_ns),
+                       "acquire": encode_ns(self.acquire_ns)},
+            "errors": self.errors, "wrong_values": self.wrong_values, "corrupt_values": self.corrupt_values,
+            "misses": self.misses, "exhausted": self.exhausted, "examples": self.examples,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "Batch":
+        """A batch as a worker sent it; latencies as arrays of ns (cheap to hold until they are folded)."""
+        lat_ns = {name: decode_ns(encoded) for name, encoded in message["lat_ns"].items()}
+        return cls(completed=message["completed"], get_ns=lat_ns["get"], set_ns=lat_ns["set"],
+                   delete_ns=lat_ns["delete"], get_multi_ns=lat_ns["get_multi"], acquire_ns=lat_ns["acquire"],
+                   failed=[message["failed"].get(name, 0) for name in OP_NAMES], errors=dict(message["errors"]),
+                   wrong_values=message["wrong_values"], corrupt_values=message["corrupt_values"],
+                   misses=message["misses"], exhausted=message["exhausted"], examples=list(message["examples"]))
+
+    def latencies(self) -> dict[str, Any]:
+        """Latencies by histogram name: each op's, and acquire."""
+        return {"get": self.get_ns, "set": self.set_ns, "delete": self.delete_ns, "get_multi": self.get_multi_ns,
+                "acquire": self.acquire_ns}
 
 
 @dataclass(frozen=True)
@@ -297,3 +330,101 @@ def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: i
                 record, record_acquire = recorder.appenders()
     finally:  # what was measured reaches the parent even if the thread dies
         recorder.flush(perf_counter_ns(), n)
+
+
+# ---------------------------------------------------------------- the worker process around the loops
+
+
+def merge_batches(batches: list[Batch]) -> Batch:
+    """One Batch holding the sum of several."""
+    total = Batch()
+    for batch in batches:
+        total.completed += batch.completed
+        total.get_ns += batch.get_ns
+        total.set_ns += batch.set_ns
+        total.delete_ns += batch.delete_ns
+        total.get_multi_ns += batch.get_multi_ns
+        total.acquire_ns += batch.acquire_ns
+        total.failed = [a + b for a, b in zip(total.failed, batch.failed)]
+        for name, count in batch.errors.items():
+            total.errors[name] = total.errors.get(name, 0) + count
+        total.wrong_values += batch.wrong_values
+        total.corrupt_values += batch.corrupt_values
+        total.misses += batch.misses
+        total.exhausted += batch.exhausted
+        total.examples += batch.examples[: MAX_EXAMPLES - len(total.examples)]
+    return total
+
+
+def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
+                  sink: Callable[[Batch], None], emitter: Emitter) -> list[threading.Thread]:
+    run = plan.run
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index  # never reused within a run
+        schedule = build_schedule(run.workload, token)
+
+        def body(schedule: list[tuple[int, int]] = schedule, token: int = token) -> None:
+            try:
+                run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
+                strategy.thread_done()
+            except BaseException as exc:  # a strategy that kills its thread makes the run an error
+                emitter.send({"type": "error", "message": f"load thread {token} died: {type(exc).__name__}: {exc}"})
+
+        thread = threading.Thread(target=body, name=f"mcpool-load-{token}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -> Callable[[Batch], None]:
+    """Batches with errors or wrong values go to the parent at once, from the load thread itself."""
+
+    def put(batch: Batch) -> None:
+        if batch.has_anomalies:
+            emitter.send(batch.to_message((time.perf_counter_ns() - timing.measure_start_ns) / 1e9))
+        else:
+            sink.put(batch)
+
+    return put
+
+
+def drain(sink: queue.SimpleQueue) -> Batch:
+    batches = []
+    while True:
+        try:
+            batches.append(sink.get_nowait())
+        except queue.Empty:
+            return merge_batches(batches)
+
+
+def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, timing: LoopTiming,
+                      interval_s: float, emitter: Emitter) -> None:
+    """The worker's main thread: ship what the load threads measured, several times a second."""
+    measuring = False
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(interval_s)
+        now = time.perf_counter_ns()
+        if not measuring and now >= timing.measure_start_ns:
+            measuring = True
+            emitter.send({"type": "phase", "phase": "measure"})
+        emitter.send(drain(sink).to_message((now - timing.measure_start_ns) / 1e9))
+    now = time.perf_counter_ns()
+    emitter.send(drain(sink).to_message((min(now, timing.end_ns) - timing.measure_start_ns) / 1e9))
+
+
+def load(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Warm up, measure, stream; returns when every load thread has stopped."""
+    run = plan.run
+    emitter.send({"type": "phase", "phase": "warmup"})
+    measure_start = time.perf_counter_ns() + int(run.warmup_s * 1e9)
+    timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9),
+                        int(run.snapshot_interval_s * 1e9 / 2))
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    threads = start_threads(plan, prepared.strategy, prepared.space, timing,
+                            urgent_sink(sink, timing, emitter), emitter)
+    stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
+    prepared.strategy.close()
+
+
+MODES = {"bench": (prepare_key_space, load)}

@@ -3,46 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 from hdrh.histogram import HdrHistogram
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mcpool_cli.engine.outcomes import PERCENTILES, RunResult, latency_summary_us
+from mcpool_cli.bench.kind import OUTCOME_STYLE
+from mcpool_cli.bench.results import RunResult
+from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
+from mcpool_cli.report.compare import grouped, option_notes
+from mcpool_cli.units import format_duration_us, format_number, pick_unit, unit_for
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
-UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))
-OUTCOME_STYLE = {"ok": "bold green", "crashed": "bold red", "hung": "bold red", "error": "bold red",
-                 "interrupted": "bold yellow"}
 BAR_WIDTH = 40
-
-
-def format_number(value: float) -> str:
-    """At least 3 significant digits, never in scientific notation."""
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    if value <= 0:
-        return "0"
-    return f"{value:.{2 - math.floor(math.log10(value))}f}"
-
-
-def unit_for(value_us: float | None) -> tuple[str, float]:
-    """The largest unit in which `value_us` is at least 1."""
-    if value_us is None:
-        return UNITS[-1]
-    return next(((name, scale) for name, scale in UNITS if value_us >= scale), UNITS[-1])
-
-
-def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
-    """One unit for a whole column, chosen by the column's median value."""
-    present = sorted(v for v in values_us if v is not None)
-    return unit_for(present[len(present) // 2] if present else None)
 
 
 def latency_table(result: RunResult) -> Table:
@@ -185,3 +161,114 @@ def comparison(results: list[RunResult]) -> RenderableType:
                          "before that\n", style="yellow")
     legend = Text("relative: the fastest finished strategy's ops/s divided by each one's", style="dim")
     return Group(table, legend, sentences)
+
+
+def workload_words(options: Any) -> str:
+    """The key space, key distribution and op mix, as the report's header says them."""
+    keys = f"keys {options.keys:,}"
+    if options.distribution == "zipf":
+        keys += f" zipf s={options.zipf_s:g}"
+    weights = dict(options.mix)
+    if set(weights) <= {"get", "set"}:
+        return f"{keys} · get:set {weights.get('get', 0)}:{weights.get('set', 0)}"
+    return f"{keys} · mix {','.join(f'{op}={weight}' for op, weight in options.mix)}"
+
+
+def render(session: Any, console: Any) -> None:
+    """bench's report: the header line, each run, and the runs side by side."""
+    servers = session.servers
+    where = "embedded memcached" if servers.embedded else "memcached"
+    options = session.options
+    console.print(Text(f"mcpool bench · {where} {servers.version} at "
+                       f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
+                       f"{options.warmup_s:g} s warm-up · {workload_words(options)}", style="dim"))
+    for result in session.results:
+        console.print(run_report(result))
+    if len(session.results) > 1:
+        console.print(comparison(session.results))
+
+
+# ---------------------------------------------------------------- saved documents side by side (mcpool compare)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    label: str
+    result: RunResult
+    latency_us: dict[str, float | None]
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} {self.result.strategy}"
+
+    @property
+    def finished(self) -> bool:
+        return self.result.outcome.outcome == "ok" and self.result.ops_per_s > 0
+
+
+def bench_rows(docs: list[Any]) -> list[BenchRow]:
+    """One row per (document, strategy), grouped by strategy, documents in order."""
+    rows = [BenchRow(doc.label, result, latency_summary_us(result.stats.all_ops_histogram()))
+            for doc in docs for result in doc.content.results]
+    return [row for group in grouped(rows, lambda row: row.result.strategy) for row in group]
+
+
+def bench_baseline(row: BenchRow, rows: list[BenchRow], first_label: str) -> BenchRow:
+    """The first document's run of the same strategy, or else the first run."""
+    return next((r for r in rows if r.label == first_label and r.result.strategy == row.result.strategy), rows[0])
+
+
+def compare(docs: list[Any]) -> RenderableType:
+    """bench runs of several files side by side, with a relative column and what changed, hyperfine-style."""
+    rows = bench_rows(docs)
+    if not rows:
+        return Text(f"bench: no runs in {', '.join(doc.label for doc in docs)}", style="yellow")
+    units = {key: pick_unit(row.latency_us[key] for row in rows) for key in ("p50", "p99", "p99_9")}
+    show_outcome = any(row.result.outcome.outcome != "ok" for row in rows)
+    table = Table(title=f"bench: {' · '.join(doc.label for doc in docs)}", title_justify="left", box=None,
+                  pad_edge=False)
+    label_width = max(len(doc.label) for doc in docs)
+    headers = ["run", "strategy", *(["outcome"] if show_outcome else []), "ops/s", "speed",
+               *(f"{key.replace('_', '.')} {units[key][0]}" for key in units), "errors"]
+    for name in headers:
+        table.add_column(name, justify="left" if name in ("run", "strategy", "outcome") else "right",
+                         no_wrap=name == "run", min_width=label_width if name == "run" else None)
+    for row in rows:
+        base = bench_baseline(row, rows, docs[0].label)
+        relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if row.finished and base.finished else "-"
+        outcome = row.result.outcome.outcome
+        latency = ["-" if row.latency_us[k] is None else format_number(row.latency_us[k] / units[k][1]) for k in units]
+        table.add_row(row.label, row.result.strategy,
+                      *([Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
+                      f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
+    legend = Text(f"speed: ops/s divided by those of {docs[0].label}'s run of the same strategy (or of the first "
+                  "run); above 1 is faster (bench's own `relative` column is the other way round: how many times "
+                  "slower than the fastest)", style="dim")
+    return Group(table, legend, *bench_changes(rows, docs[0].label), *option_notes(docs), Text(""))
+
+
+def bench_changes(rows: list[BenchRow], first_label: str) -> list[Text]:
+    """`b.json fifo ran 1.31× faster than a.json fifo; p99 …`, and which runs did not finish."""
+    lines = []
+    for row in rows:
+        base = bench_baseline(row, rows, first_label)
+        if not row.finished:
+            lines.append(Text(f"{row.name} {row.result.outcome.outcome}: its figures cover only what it did "
+                              "before that", style="yellow"))
+        elif row is not base and base.finished:
+            lines.append(Text(speed_sentence(row, base)))
+    return lines
+
+
+def speed_sentence(row: BenchRow, base: BenchRow) -> str:
+    ratio = row.result.ops_per_s / base.result.ops_per_s
+    words = ("as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:.2f}× faster than" if ratio > 1
+             else f"{1 / ratio:.2f}× slower than")
+    sentence = f"{row.name} ran {words} {base.name}"
+    before, after = base.latency_us["p99"], row.latency_us["p99"]
+    if before and after is not None:
+        sentence += (f"; p99 {format_duration_us(before)} → {format_duration_us(after)} "
+                     f"({100 * (after - before) / before:+.1f}%)")
+    if row.result.error_count != base.result.error_count:
+        sentence += f"; errors {base.result.error_count:,} → {row.result.error_count:,}"
+    return sentence

@@ -1,27 +1,25 @@
-"""`mcpool bench` as a library: validate options, run each strategy in turn, build the JSON document."""
+"""`mcpool bench` as a library: options, each strategy run in turn, the JSON document and its loading back."""
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import math
 import os
-import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli import __version__
-from mcpool_cli.errors import UsageProblem
+from mcpool_cli.bench.explain import explain
+from mcpool_cli.bench.kind import KIND
+from mcpool_cli.bench.results import RunResult, RunStats
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
-from mcpool_cli.engine.outcomes import RESULT_SCHEMA, RunResult
-from mcpool_cli.engine.runner import RunListener, execute, run_in_turn
+from mcpool_cli.engine.prechecks import check_behaviors, validate_custom
+from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.strategies import BUILTIN, is_custom, load_factory
+from mcpool_cli.engine.session import Session, fields_of
 from mcpool_cli.engine.workload import DISTRIBUTIONS
+from mcpool_cli.errors import UsageProblem
 
-SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # what `mcpool bench` runs without --strategy
-MIN_HANG_TIMEOUT_S = 1.0
 MAX_DATASET_BYTES = 2 << 30  # every worker holds every value in memory
-
 
 def dataset_mb(options: "BenchOptions") -> int:
     """Memory the key space takes on the server, in MiB, with room for item overhead."""
@@ -63,58 +61,7 @@ def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] 
     return ratio, (("get", ratio[0]), ("set", ratio[1]))
 
 
-def expand_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Resolve `all`, drop repeats, reject unknown names."""
-    expanded: list[str] = []
-    for name in names or SAFE_DEFAULT:
-        for one in BUILTIN if name == "all" else (name,):
-            if one not in BUILTIN and not is_custom(one):
-                raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, "
-                                   "or module:callable for your own pool")
-            if one not in expanded:
-                expanded.append(one)
-    return tuple(expanded)
-
-
-def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) -> None:
-    """Let pylibmc judge the behaviors now, before any load, rather than in every worker."""
-    import pylibmc
-
-    try:
-        pylibmc.Client(["127.0.0.1:11211"], binary=binary, behaviors=dict(behaviors))
-    except (ValueError, TypeError, KeyError, pylibmc.Error) as exc:
-        raise UsageProblem(f"--behavior: {exc}; see pylibmc's behaviors list") from exc
-
-
-def validate_custom(strategies: tuple[str, ...], import_path: tuple[str, ...], hang_timeout_s: float) -> None:
-    """Checks every command shares: custom strategies import, the hang timeout is workable."""
-    if hang_timeout_s < MIN_HANG_TIMEOUT_S:
-        raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
-                           "a few times a second and need a moment to start")
-    for name in strategies:
-        if is_custom(name):
-            load_factory(name, import_path)
-
-
-def check_client(servers: tuple[ServerAddress, ...], binary: bool = False,
-                 behaviors: tuple[tuple[str, int | str], ...] = ()) -> None:
-    """One get through pylibmc itself, from this process and one thread: the server may answer a socket yet
-    be unusable to pylibmc (its bundled libmemcached cannot look up IPv6 addresses, for one)."""
-    import pylibmc
-
-    for server in servers:
-        client = pylibmc.Client([server.spec], binary=binary, behaviors=dict(behaviors))
-        try:
-            client.get("mcpool:probe")
-        except pylibmc.Error as exc:
-            hint = " (this pylibmc's libmemcached cannot use IPv6 addresses: give an IPv4 one)" \
-                if ":" in server.host else ""
-            raise UsageProblem(f"server {server.spec}: pylibmc cannot use it: {exc}{hint}") from exc
-        finally:
-            client.disconnect_all()
-
-
-def validate(options: BenchOptions) -> None:
+def check_options(options: BenchOptions) -> None:
     """Every check that can fail before load starts: bad behaviors, custom strategies that do not import."""
     if options.duration_s <= 0:
         raise UsageProblem("--duration must be longer than 0")
@@ -142,47 +89,36 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                    hang_timeout_s=options.hang_timeout_s, import_path=options.import_path)
 
 
+def execute(plan: RunPlan, listener: RunListener) -> RunResult:
+    """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
+    stats = RunStats()
+    outcomes, interrupted = run_workers(plan, listener, stats)
+    return RunResult.judged(plan, stats, outcomes, interrupted, explain)
+
+
 @dataclass
-class BenchSession:
-    """One `mcpool bench` invocation: where it ran, what it measured so far."""
+class BenchSession(Session):
+    """One `mcpool bench` invocation: each strategy in turn against the same servers."""
 
+    KIND = KIND
     options: BenchOptions
-    servers: tuple[ServerAddress, ...]
-    embedded: bool
-    server_version: str = ""
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
-    started_at: str = field(default_factory=lambda: _now())
-    finished_at: str | None = None
-    results: list[RunResult] = field(default_factory=list)
-    interrupted: bool = False
 
-    @property
-    def key_prefix(self) -> str:
-        return f"mcpool:{self.run_id}:"
-
-    def run(self, listener: RunListener) -> None:
-        """Each strategy in turn against the same server; stops early on Ctrl-C, keeping what was measured."""
-        def run_one(strategy: str) -> bool:
-            plan = build_plan(self.options, strategy, self.servers, f"{self.key_prefix}{strategy}:")
-            self.results.append(execute(plan, listener))
-            return self.results[-1].interrupted
-
-        self.interrupted = run_in_turn(self.options.strategies, run_one)
-        self.finished_at = _now()
-
-    def to_json(self) -> dict[str, Any]:
-        options = asdict(self.options)
-        options.pop("import_path")
-        return {
-            "schema": RESULT_SCHEMA, "mcpool_version": __version__, "command": "bench", "run_id": self.run_id,
-            "started_at": self.started_at, "finished_at": self.finished_at or _now(),
-            "interrupted": self.interrupted,
-            "server": {"addresses": [s.spec for s in self.servers], "embedded": self.embedded,
-                       "version": self.server_version},
-            "options": options,
-            "runs": [result.to_json() for result in self.results],
-        }
+    def run_one(self, strategy: str, listener: RunListener) -> bool:
+        plan = build_plan(self.options, strategy, self.servers.addresses, f"{self.key_prefix}{strategy}:")
+        self.results.append(execute(plan, listener))
+        return self.results[-1].interrupted
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+def bench_options(options: dict[str, Any]) -> BenchOptions:
+    """Options as saved; a document written before --mix has only the ratio, which was the mix."""
+    known = fields_of(BenchOptions, options)
+    known.pop("import_path", None)
+    if "mix" not in known and known.get("ratio"):
+        known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
+    return BenchOptions(**known)
+
+
+def from_json(data: dict[str, Any]) -> BenchSession:
+    """A saved bench document as the session that wrote it."""
+    return BenchSession(bench_options(data["options"]), **BenchSession.header_fields(data),
+                        results=[RunResult.from_json(run) for run in data["runs"]])

@@ -17,8 +17,7 @@ from typing import IO, Any, Callable, Protocol
 
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.engine.plan import RunPlan, WorkerPlan
-from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome
-from mcpool_cli.bench.explain import explain
+from mcpool_cli.engine.outcomes import WorkerOutcome
 
 STDERR_LINES_KEPT = 20
 STDERR_LINE_CHARS = 500
@@ -336,13 +335,3 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
             worker.kill("error")
         raise
     return tuple(worker.finish() for worker in run.workers), interrupted
-
-
-def execute(plan: RunPlan, listener: RunListener) -> RunResult:
-    """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
-    stats = RunStats()
-    outcomes, interrupted = run_workers(plan, listener, stats)
-    result = RunResult(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
-                       pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
-                       duration_s=plan.duration_s, stats=stats, workers=outcomes, interrupted=interrupted)
-    return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))

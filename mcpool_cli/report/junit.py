@@ -7,25 +7,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from mcpool_cli.report.thresholds import document_kind, subjects
-
-GOOD_VERDICTS = {"races": ("safe",), "leaks": ("clean", "churn"), "stale": ("recovered",)}
-
-
-def verdict_case(kind: str, row: dict[str, Any]) -> tuple[str, str | None]:
-    """(what was judged, why it failed or None) for one run or check result."""
-    if kind == "bench":
-        problems = [f"outcome {row.get('outcome')}"] if row.get("outcome") != "ok" else []
-        problems += [f"{row.get(name)} {name.replace('_', ' ')}" for name in ("error_count", "wrong_values",
-                                                                               "corrupt_values") if row.get(name)]
-        if not row.get("ops_per_s"):
-            problems.append("no successful op")
-        return "run", "; ".join(problems) or None
-    verdict = row.get("verdict")
-    if verdict in GOOD_VERDICTS[kind]:
-        return f"verdict {verdict}", None
-    return f"verdict {verdict}", row.get("advice") or f"verdict {verdict}"
-
+from mcpool_cli.kinds import of_document
+from mcpool_cli.report.thresholds import subjects
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -47,19 +30,21 @@ def build(documents: list[dict[str, Any]], name: str) -> ET.Element:
     suites = ET.Element("testsuites", name=clean(name))
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for document in documents:
-        kind = document_kind(document)
-        suite = ET.SubElement(suites, "testsuite", name=f"mcpool {'bench' if kind == 'bench' else 'check-' + kind}")
+        kind = of_document(document)
+        if kind is None:
+            continue
+        suite = ET.SubElement(suites, "testsuite", name=f"mcpool {kind.command}")
         counts = dict.fromkeys(totals, 0)
         for label, row in subjects(document):
-            judged, failure = verdict_case(kind, row)
-            case = _case(suite, f"mcpool.{kind}", f"{label}: {judged}", row.get("duration_s") or 0.0)
+            judged, failure = kind.judged_case(row)
+            case = _case(suite, f"mcpool.{kind.name}", f"{label}: {judged}", row.get("duration_s") or 0.0)
             counts["tests"] += 1
             if failure:
                 broken = row.get("outcome") in ("error", "hung")  # the run could not be judged, not a finding
                 _mark(case, "error" if broken else "failure", failure)
                 counts["errors" if broken else "failures"] += 1
         for result in document.get("thresholds", []):
-            case = _case(suite, f"mcpool.{kind}.thresholds", f"{result['subject']}: {result['expr']}")
+            case = _case(suite, f"mcpool.{kind.name}.thresholds", f"{result['subject']}: {result['expr']}")
             counts["tests"] += 1
             if result.get("skipped"):
                 ET.SubElement(case, "skipped", message=clean(result["shown"]))
@@ -68,7 +53,7 @@ def build(documents: list[dict[str, Any]], name: str) -> ET.Element:
                 _mark(case, "failure", f"{result['expr']} does not hold: measured {result['shown']}")
                 counts["failures"] += 1
         if document.get("interrupted"):
-            _mark(_case(suite, f"mcpool.{kind}", "finished"), "error", "interrupted (Ctrl-C)")
+            _mark(_case(suite, f"mcpool.{kind.name}", "finished"), "error", "interrupted (Ctrl-C)")
             counts["tests"] += 1
             counts["errors"] += 1
         for key, count in counts.items():

@@ -16,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from mcpool_cli.engine.server import ServerAddress
+from mcpool_cli.engine.plan import WorkerPlan
+from mcpool_cli.engine.server import ServerAddress, parse_server
+from mcpool_cli.engine.worker import Emitter, Prepared, prepare_strategy
 
 SETTLE_S = 0.5
 SAMPLE_S = 0.02
@@ -95,6 +97,20 @@ class ChurnFigures:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_message(self) -> dict[str, Any]:
+        """The snapshot message that carries the figures to the parent, at the end of the churn."""
+        return {"type": "snapshot", "kind": "leaks", "completed": 1, "figures": self.to_json()}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "ChurnFigures | None":
+        """The figures in a leaks snapshot; None for a progress snapshot (threads started so far)."""
+        return cls(**message["figures"]) if message.get("kind") == "leaks" else None
+
+
+def progress_message(threads_started: int) -> dict[str, Any]:
+    """A snapshot that only says the churn goes on: the watchdog's sign of life."""
+    return {"type": "snapshot", "kind": "progress", "completed": threads_started}
+
 
 def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_per_thread: int, prefix: str,
           progress: Callable[[int], None]) -> ChurnFigures:
@@ -145,12 +161,15 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
         open_sockets_after=open_sockets())
 
 
-def leak_verdict(figures: ChurnFigures) -> tuple[str, int]:
-    """(verdict, leaked connections): `leak` when connections outlive their threads, `churn` when threads
-    open connections of their own, else `clean`."""
-    leaked = max(0, figures.after_connections - figures.baseline_connections - figures.standing_clients)
-    if leaked > 0 or figures.dead_thread_clients > 0:
-        return "leak", max(leaked, figures.dead_thread_clients)
-    if figures.connections_opened > figures.standing_clients + max(2, figures.threads_started // 10):
-        return "churn", 0
-    return "clean", 0
+def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Churn short-lived threads, then report what the server and the pool still hold."""
+    probe = StatsProbe([parse_server(spec) for spec in plan.run.client.servers])
+    emitter.send({"type": "phase", "phase": "measure"})
+    progress = lambda n: emitter.send(progress_message(n))  # noqa: E731
+    figures = churn(prepared.strategy, probe, plan.run.churn, plan.run.threads, 3, plan.run.workload.key_prefix,
+                    progress)
+    probe.close()
+    emitter.send(figures.to_message())
+
+
+MODES = {"leaks": (prepare_strategy, load_leaks)}

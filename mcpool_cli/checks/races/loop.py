@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
+import time
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable
 
 from mcpool_cli.checks.races.stamps import check_own, check_shared, classify_error, encode_value
-from mcpool_cli.engine.strategies import Strategy, leased_call
+from mcpool_cli.engine.plan import WorkerPlan
+from mcpool_cli.engine.strategies import SharedStrategy, Strategy, leased_call
+from mcpool_cli.engine.worker import Emitter, Prepared, build_for, drain_all, guarded, make_master_client
+from mcpool_cli.engine.workload import KeySpace
 
 OWN_KEYS = 16  # per thread
 SHARED_KEYS = 64
@@ -34,6 +41,20 @@ class RaceBatch:
     errors: dict[str, int] = field(default_factory=dict)
     first_anomaly_ns: int | None = None  # since the load started
     examples: list[dict[str, str]] = field(default_factory=list)
+
+    def to_message(self) -> dict[str, Any]:
+        """The snapshot message that carries this batch to the parent."""
+        return {"type": "snapshot", "kind": "races", "completed": self.ops, "checked": self.checked,
+                "anomalies": self.anomalies, "errors": self.errors, "examples": self.examples,
+                "first_anomaly_s": None if self.first_anomaly_ns is None else self.first_anomaly_ns / 1e9,
+                "t_s": 0.0}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "RaceBatch":
+        first = message["first_anomaly_s"]
+        return cls(ops=message["completed"], checked=message.get("checked", 0), anomalies=dict(message["anomalies"]),
+                   errors=dict(message["errors"]), examples=list(message["examples"]),
+                   first_anomaly_ns=None if first is None else round(first * 1e9))
 
     def note(self, kind: str, elapsed_ns: int, key: str = "", expected: str = "", got: object = "") -> None:
         self.anomalies[kind] = self.anomalies.get(kind, 0) + 1
@@ -122,9 +143,61 @@ def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:
     return total
 
 
-def race_message(batch: RaceBatch) -> dict[str, Any]:
-    return {"type": "snapshot", "kind": "races", "completed": batch.ops, "checked": batch.checked,
-            "anomalies": batch.anomalies,
-            "errors": batch.errors, "examples": batch.examples,
-            "first_anomaly_s": None if batch.first_anomaly_ns is None else batch.first_anomaly_ns / 1e9,
-            "t_s": 0.0}
+# ---------------------------------------------------------------- the worker process around the loop
+
+
+def prepare_races(plan: WorkerPlan, emitter: Emitter) -> Prepared:
+    """Build the strategy (none for the fork check) and write the shared keys every thread reads."""
+    run = plan.run
+    master = make_master_client(run.client)
+    strategy = None
+    if run.mode == "races":
+        strategy = build_for(plan, master)
+    prefix = run.workload.key_prefix
+    values = {shared_key(prefix, i): encode_value(shared_key(prefix, i), SHARED_WRITER, 0) for i in range(SHARED_KEYS)}
+    failed = master.set_multi(values, time=run.workload.ttl_s)  # also connects the master before any fork
+    if failed:
+        raise RuntimeError(f"could not write {len(failed)} shared keys")
+    return Prepared(strategy if strategy is not None else master, KeySpace((), ()))
+
+
+def load_races(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Threads (or, for the fork check, a parent and a forked child sharing one client) hunt for races."""
+    run = plan.run
+    emitter.send({"type": "phase", "phase": "measure"})
+    start = time.perf_counter_ns()
+    end = start + int((run.warmup_s + run.duration_s) * 1e9)
+    interval = int(run.snapshot_interval_s * 1e9)
+    if run.mode == "races-fork":
+        fork_race(plan, prepared.strategy, start, end, emitter)
+        return
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index
+        racer = RaceThread(prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval)
+        threads.append(threading.Thread(target=guarded(racer.run, token, emitter, prepared.strategy), daemon=True))
+        threads[-1].start()
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(run.snapshot_interval_s)
+        emitter.send(merge_race_batches(drain_all(sink)).to_message())
+    emitter.send(merge_race_batches(drain_all(sink)).to_message())
+
+
+def fork_race(plan: WorkerPlan, master: Any, start: int, end: int, emitter: Emitter) -> None:
+    """A client connected before fork(), used by both processes at once, as a pre-loading server does."""
+    interval = int(plan.run.snapshot_interval_s * 1e9)
+    send = lambda batch: emitter.send(batch.to_message())  # noqa: E731
+    child = os.fork()
+    if child == 0:
+        try:
+            RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 1, start, end, send, interval).run()
+        finally:
+            os._exit(0)
+    RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 0, start, end, send, interval).run()
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):  # the child's crash is this check's crash
+        os.kill(os.getpid(), os.WTERMSIG(status))
+
+
+MODES = {"races": (prepare_races, load_races), "races-fork": (prepare_races, load_races)}

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli import __version__
-from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.checks.races.kind import KIND
+from mcpool_cli.checks.races.loop import RaceBatch
 from mcpool_cli.checks.races.stamps import ANOMALIES, verdict
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
-from mcpool_cli.engine.runner import RunListener, run_in_turn, run_workers
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import ServerAddress, server_stats
+from mcpool_cli.engine.session import Session, fields_of
 from mcpool_cli.engine.strategies import is_custom
 
-CHECK_SCHEMA = "mcpool.check/1"
 FORK = "fork"  # the strategy name under which the fork-safety check is reported
 MAX_EXAMPLES = 5
+
+
+def counts(mapping: dict[str, Any]) -> Counter:
+    return Counter({str(name): int(count) for name, count in mapping.items() if count})
 
 
 @dataclass
@@ -32,11 +36,12 @@ class RaceStats:
     first_anomaly_s: float | None = None
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
-        self.completed += snap["completed"]
-        self.checked += snap.get("checked", 0)
-        self.anomalies.update(snap["anomalies"])
-        self.errors.update(snap["errors"])
-        self.examples += snap["examples"][: MAX_EXAMPLES - len(self.examples)]
+        batch = RaceBatch.from_message(snap)
+        self.completed += batch.ops
+        self.checked += batch.checked
+        self.anomalies.update(batch.anomalies)
+        self.errors.update(batch.errors)
+        self.examples += batch.examples[: MAX_EXAMPLES - len(self.examples)]
         first = snap["first_anomaly_s"]
         if first is not None and (self.first_anomaly_s is None or first < self.first_anomaly_s):
             self.first_anomaly_s = first
@@ -62,12 +67,22 @@ class Trial:
         return counted
 
     def to_json(self) -> dict[str, Any]:
-        return {"trial": self.index, "outcome": self.outcome.outcome, "signal": self.outcome.signal,
-                "stderr_tail": self.outcome.stderr_tail, "message": self.outcome.message,
-                "ops": self.stats.completed, "checked": self.stats.checked,
+        outcome = self.outcome
+        return {"trial": self.index, "outcome": outcome.outcome, "signal": outcome.signal,
+                "stderr_tail": outcome.stderr_tail, "message": outcome.message, "measured_s": outcome.measured_s,
+                "lifetime_s": outcome.lifetime_s, "ops": self.stats.completed, "checked": self.stats.checked,
                 "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
-                "errors": dict(self.stats.errors), "first_anomaly_s": self.stats.first_anomaly_s,
-                "evictions": self.evictions, "flushed": self.flushed}
+                "errors": dict(self.stats.errors), "examples": self.stats.examples,
+                "first_anomaly_s": self.stats.first_anomaly_s, "evictions": self.evictions, "flushed": self.flushed}
+
+    @classmethod
+    def from_json(cls, trial: dict[str, Any]) -> "Trial":
+        stats = RaceStats(completed=int(trial["ops"]), checked=int(trial["checked"]),
+                          anomalies=counts(trial["anomalies"]), errors=counts(trial["errors"]),
+                          examples=[{str(k): str(v) for k, v in e.items()} for e in trial.get("examples") or ()],
+                          first_anomaly_s=trial["first_anomaly_s"])
+        outcome = WorkerOutcome(**fields_of(WorkerOutcome, trial))
+        return cls(int(trial["trial"]), outcome, stats, int(trial["evictions"]), bool(trial["flushed"]))
 
 
 @dataclass(frozen=True)
@@ -82,11 +97,9 @@ class RaceOptions:
     import_path: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class StrategyCheck:
-    """The verdict on one strategy over all its trials."""
+class TrialFigures:
+    """Figures summed over the trials of one strategy (a mixin: the class has `trials`)."""
 
-    strategy: str
     trials: tuple[Trial, ...]
 
     @property
@@ -101,16 +114,24 @@ class StrategyCheck:
         return sum((t.stats.errors for t in self.trials), Counter())
 
     @property
+    def first_anomaly_s(self) -> float | None:
+        firsts = [t.stats.first_anomaly_s for t in self.trials if t.stats.first_anomaly_s is not None]
+        return min(firsts) if firsts else None
+
+
+@dataclass(frozen=True)
+class Evidence(TrialFigures):
+    """What the trials of one strategy showed, and the judgement it supports; `StrategyCheck.judged` asks once."""
+
+    strategy: str
+    trials: tuple[Trial, ...]
+
+    @property
     def verdict(self) -> str:
         counted = sum(sum(t.counted_anomalies.values()) for t in self.trials)
         return verdict([t.outcome.outcome for t in self.trials], counted,
                        sum(t.stats.checked for t in self.trials), sum(self.errors.values()),
                        sum(t.stats.completed for t in self.trials))
-
-    @property
-    def first_anomaly_s(self) -> float | None:
-        firsts = [t.stats.first_anomaly_s for t in self.trials if t.stats.first_anomaly_s is not None]
-        return min(firsts) if firsts else None
 
     @property
     def affected(self) -> int:
@@ -160,12 +181,38 @@ class StrategyCheck:
                     "time (a queue, as pylibmc.ClientPool does) or give each thread its own clone().")
         return "This strategy let two users hold one client at once."
 
+
+
+@dataclass(frozen=True)
+class StrategyCheck(TrialFigures):
+    """The verdict on one strategy over all its trials, judged once and stored with them."""
+
+    strategy: str
+    trials: tuple[Trial, ...]
+    verdict: str
+    affected: int
+    summary: str
+    advice: str
+    examples: tuple[dict[str, str], ...]
+
+    @classmethod
+    def judged(cls, strategy: str, trials: tuple[Trial, ...]) -> "StrategyCheck":
+        evidence = Evidence(strategy, trials)
+        return cls(strategy, trials, evidence.verdict, evidence.affected, evidence.summary(), evidence.advice(),
+                   tuple(evidence.examples()))
+
     def to_json(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "verdict": self.verdict, "summary": self.summary(),
-                "advice": self.advice(), "trials_affected": self.affected,
+        return {"strategy": self.strategy, "verdict": self.verdict, "summary": self.summary,
+                "advice": self.advice, "trials_affected": self.affected,
                 "trials": [t.to_json() for t in self.trials], "first_anomaly_s": self.first_anomaly_s,
                 "anomalies": dict(self.anomalies), "anomaly_count": sum(self.anomalies.values()),
-                "errors": dict(self.errors), "examples": self.examples()}
+                "errors": dict(self.errors), "examples": list(self.examples)}
+
+    @classmethod
+    def from_json(cls, r: dict[str, Any]) -> "StrategyCheck":
+        return cls(str(r["strategy"]), tuple(Trial.from_json(t) for t in r["trials"]), str(r["verdict"]),
+                   int(r["trials_affected"]), str(r["summary"]), str(r["advice"]),
+                   tuple({str(k): str(v) for k, v in e.items()} for e in r["examples"]))
 
 
 def server_marks(servers: tuple[ServerAddress, ...]) -> tuple[int, int, tuple[str, ...]]:
@@ -192,46 +239,38 @@ def trial_plan(options: RaceOptions, strategy: str, servers: tuple[ServerAddress
 
 
 @dataclass
-class RaceSession:
-    """One `mcpool check-races` invocation."""
+class RaceSession(Session):
+    """One `mcpool check-races` invocation: trials of each strategy in turn."""
 
+    KIND = KIND
     options: RaceOptions
-    servers: tuple[ServerAddress, ...]
-    embedded: bool
-    server_version: str = ""
-    run_id: str = ""
-    checks: list[StrategyCheck] = field(default_factory=list)
-    interrupted: bool = False
 
-    def run(self, listener: RunListener) -> None:
-        def run_one(strategy: str) -> bool:
-            trials: list[Trial] = []
-            try:
-                for index in range(1, self.options.trials + 1):
-                    trial, interrupted = self.trial(strategy, index, listener)
-                    trials.append(trial)
-                    if interrupted:
-                        return True
-                return False
-            finally:  # the trials that ran are reported, even when Ctrl-C came between two of them
-                self.checks.append(StrategyCheck(strategy, tuple(trials)))
-
-        self.interrupted = run_in_turn(self.options.strategies, run_one)
+    def run_one(self, strategy: str, listener: RunListener) -> bool:
+        trials: list[Trial] = []
+        try:
+            for index in range(1, self.options.trials + 1):
+                trial, interrupted = self.trial(strategy, index, listener)
+                trials.append(trial)
+                if interrupted:
+                    return True
+            return False
+        finally:  # the trials that ran are reported, even when Ctrl-C came between two of them
+            self.results.append(StrategyCheck.judged(strategy, tuple(trials)))
 
     def trial(self, strategy: str, index: int, listener: RunListener) -> tuple[Trial, bool]:
         """One trial in a fresh worker, with the server's evictions, flushes and restarts around it."""
-        plan = trial_plan(self.options, strategy, self.servers, f"mcpool:{self.run_id}:races:{strategy}:{index}:")
-        before = server_marks(self.servers)
+        addresses = self.servers.addresses
+        plan = trial_plan(self.options, strategy, addresses, f"{self.key_prefix}races:{strategy}:{index}:")
+        before = server_marks(addresses)
         stats = RaceStats()
         outcomes, interrupted = run_workers(plan, listener, stats)
-        after = server_marks(self.servers)
+        after = server_marks(addresses)
         flushed = after[1] != before[1] or after[2] != before[2]  # a flush_all, or a restart
         return Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed), interrupted
 
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": CHECK_SCHEMA, "check": "races", "mcpool_version": __version__, "run_id": self.run_id,
-                "interrupted": self.interrupted,
-                "server": {"addresses": [s.spec for s in self.servers], "embedded": self.embedded,
-                           "version": self.server_version},
-                "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "import_path"},
-                "results": [check.to_json() for check in self.checks]}
+
+def from_json(data: dict[str, Any]) -> RaceSession:
+    """A saved check-races document as the session that wrote it."""
+    options = RaceOptions(**fields_of(RaceOptions, data["options"]))
+    return RaceSession(options, **RaceSession.header_fields(data),
+                       results=[StrategyCheck.from_json(r) for r in data["results"]])

@@ -14,13 +14,17 @@ rather than spinning on exceptions.
 
 from __future__ import annotations
 
+import functools
+import queue
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, leased_call
+from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, guarded, prepare_key_space
 from mcpool_cli.engine.workload import KeySpace, classify_get
 
 SLOW_NS = 50_000_000
@@ -163,3 +167,36 @@ def one_op(strategy: Strategy, op: str, items: list[tuple[str, bytes]], batch: S
     ms = end // 1_000_000
     bucket[ms] = bucket.get(ms, 0) + 1
     return failed
+
+
+def load_stale(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
+    """Steady paced load for check-stale; the parent injects the fault and reads the times."""
+    run = plan.run
+    start = time.monotonic_ns()
+    emitter.send({"type": "phase", "phase": "measure", "t0_ns": start})
+    timing = StaleTiming(start, start + int(run.duration_s * 1e9), run.rate,
+                         start + int(run.pause_at_s * 1e9) if run.pause_at_s else 0,
+                         emitter.resumed if run.pause_at_s else None)
+    sink: queue.SimpleQueue = queue.SimpleQueue()
+    flush_ns = int(run.snapshot_interval_s * 1e9)
+    threads = []
+    for index in range(run.threads):
+        token = plan.worker_index * run.threads + index
+        body = functools.partial(stale_thread, prepared.strategy, prepared.space, timing, run.workload.mix,
+                                 run.workload.seed + token,
+                                 sink.put, flush_ns, run.workload.ttl_s)
+        threads.append(threading.Thread(target=guarded(body, token, emitter, prepared.strategy), daemon=True))
+        threads[-1].start()
+    while True:
+        alive = any(thread.is_alive() for thread in threads)
+        total = StaleBatch()
+        for batch in drain_all(sink):
+            total.add(batch)
+        emitter.send(total.to_message())
+        if not alive:
+            break
+        time.sleep(run.snapshot_interval_s)
+    prepared.strategy.close()
+
+
+MODES = {"stale": (prepare_key_space, load_stale)}

@@ -1,0 +1,236 @@
+"""One bench run, parent side: worker snapshots merged into counters and histograms, and its JSON."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hdrh.histogram import HdrHistogram
+
+from mcpool_cli.bench.loop import Batch
+from mcpool_cli.engine.histograms import (decode_histogram, encode_histogram, latency_block,
+                                          latency_summary_us, new_histogram, quantize_counts)
+from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
+from mcpool_cli.engine.session import fields_of
+from mcpool_cli.engine.workload import OP_NAMES
+
+OPS = OP_NAMES
+BASE_OPS = ("get", "set")  # always in by_op and the latency table; the other ops only when a run did them
+
+
+def counts(mapping: dict[str, Any]) -> Counter:
+    """Saved counts by name as a Counter, zeros left out."""
+    return Counter({str(name): int(count) for name, count in mapping.items() if count})
+
+
+PENDING_LIMIT = 2_000_000  # raw latencies held before folding them into the histograms (16 MB)
+
+
+@dataclass
+class RunStats:
+    """Everything measured for one strategy, merged across workers as snapshots arrive (parent side).
+
+    Raw latencies are kept as received and folded into the histograms only when many have piled up or a
+    histogram is read, so that the parent spends little CPU while the load runs on the same cores.
+    """
+
+    _histograms: dict[str, HdrHistogram] = field(
+        default_factory=lambda: {name: new_histogram() for name in (*OPS, "acquire")})
+    _pending: list[tuple[str, array]] = field(default_factory=list)
+    _pending_values: int = 0
+    succeeded: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    wrong_values: int = 0
+    corrupt_values: int = 0
+    misses: int = 0
+    pool_exhausted: int = 0
+    completed: int = 0  # every finished op, warm-up included
+    _out_of_range: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def add_snapshot(self, snap: dict[str, Any]) -> None:
+        batch = Batch.from_message(snap)
+        for name, values in batch.latencies().items():
+            self._pending.append((name, values))
+            self._pending_values += len(values)
+            self.succeeded[name] += len(values)
+        if self._pending_values > PENDING_LIMIT:
+            self._fold()
+        self.completed += batch.completed
+        self.failed.update(dict(zip(OPS, batch.failed)))
+        self.errors.update(batch.errors)
+        self.wrong_values += batch.wrong_values
+        self.corrupt_values += batch.corrupt_values
+        self.misses += batch.misses
+        self.pool_exhausted += batch.exhausted
+        self.examples += batch.examples[: 5 - len(self.examples)]
+
+    def _fold(self) -> None:
+        counts: dict[str, Counter] = {name: Counter() for name in self._histograms}
+        for name, values in self._pending:
+            counts[name].update(quantize_counts(values))
+        self._pending, self._pending_values = [], 0
+        for name, by_value in counts.items():
+            record = self._histograms[name].record_value
+            for value, count in by_value.items():
+                if not record(value, count):
+                    self._out_of_range += count
+
+    @property
+    def out_of_range(self) -> int:
+        """Values HdrHistogram could not hold (1 ns to 1 h): counted, never silently dropped."""
+        self._fold()
+        return self._out_of_range
+
+    def histogram(self, name: str) -> HdrHistogram:
+        """The histogram of an op in OPS or of `acquire`, with every value received so far."""
+        self._fold()
+        return self._histograms[name]
+
+    def ok_ops(self) -> int:
+        """Measured operations that succeeded."""
+        return sum(self.succeeded[n] for n in OPS)
+
+    def ops(self, op: str | None = None) -> int:
+        """Measured operations (successful and failed) of one op type, or of all."""
+        names = OPS if op is None else (op,)
+        return sum(self.succeeded[n] + self.failed[n] for n in names)
+
+    def ops_done(self) -> tuple[str, ...]:
+        """The ops to report: get and set, and any other op the run did."""
+        return tuple(op for op in OPS if op in BASE_OPS or self.ops(op))
+
+    def all_ops_histogram(self) -> HdrHistogram:
+        """Every op's latencies in one histogram (empty ones left out: HdrHistogram.add would take their min, 0)."""
+        merged = new_histogram()
+        for name in OPS:
+            if self.histogram(name).get_total_count():
+                merged.add(self.histogram(name))
+        return merged
+
+    def __eq__(self, other: object) -> bool:
+        """Equal counts and equal histograms (HdrHistogram itself compares by identity)."""
+        if not isinstance(other, RunStats):
+            return NotImplemented
+        mine, theirs = self._comparable(), other._comparable()
+        return mine == theirs
+
+    def _comparable(self) -> tuple[Any, ...]:
+        histograms = {name: encode_histogram(self.histogram(name)) for name in self._histograms
+                      if self.histogram(name).get_total_count()}
+        return (histograms, +self.succeeded, +self.failed, +self.errors, self.wrong_values, self.corrupt_values,
+                self.misses, self.pool_exhausted, self.completed, self.out_of_range, self.examples)
+
+    @classmethod
+    def from_json(cls, run: dict[str, Any]) -> "RunStats":
+        """The counters and histograms of one saved bench run."""
+        stats = cls(_out_of_range=int(run.get("out_of_range_values") or 0))
+        for op, block in run["by_op"].items():
+            if op in OPS:
+                stats.succeeded[op] = stats.add_histogram(op, block["histogram"])
+                stats.failed[op] = int(block["count"]) - stats.succeeded[op]
+        stats.add_histogram("acquire", run["acquire"]["histogram"])
+        stats.succeeded["acquire"] = int(run["acquire"]["count"])
+        stats.completed, stats.errors = int(run["ops_including_warmup"]), counts(run["errors"])
+        stats.wrong_values, stats.corrupt_values = int(run["wrong_values"]), int(run["corrupt_values"])
+        stats.misses, stats.pool_exhausted = int(run["misses"]), int(run["pool_exhausted"])
+        stats.examples = [{str(k): str(v) for k, v in example.items()} for example in run["examples"]][:5]
+        return stats
+
+    def add_histogram(self, name: str, encoded: str) -> int:
+        """Add a saved histogram to this one's; its count. An empty one is left out: HdrHistogram.add would take
+        its minimum, 0."""
+        histogram = decode_histogram(encoded)
+        if histogram.get_total_count():
+            self.histogram(name).add(histogram)
+        return histogram.get_total_count()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished (or broken off) strategy run, judged once: outcome, throughput and explanation are stored."""
+
+    strategy: str
+    threads: int
+    processes: int
+    pool_size: int | None
+    duration_s: float  # asked for
+    stats: RunStats
+    workers: tuple[WorkerOutcome, ...]
+    outcome: WorkerOutcome  # the worst worker's; for a saved run, as saved
+    measured_s: float  # the time actually measured (a crash cuts it short)
+    ops_per_s: float  # successful ops per second over measured_s (failed ops are not throughput)
+    explanation: str = ""
+    interrupted: bool = False  # Ctrl-C reached this run (whatever else its workers did)
+
+    @classmethod
+    def judged(cls, plan: Any, stats: RunStats, workers: tuple[WorkerOutcome, ...], interrupted: bool,
+               explain: Callable[["RunResult", float], str]) -> "RunResult":
+        """The result of a run that just ended, with its figures and its explanation worked out once."""
+        measured_s = round(max((w.measured_s for w in workers), default=0.0), 3)
+        ops_per_s = round(stats.ok_ops() / measured_s, 1) if measured_s > 0 else 0.0
+        result = cls(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
+                     pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
+                     duration_s=plan.duration_s, stats=stats, workers=workers,
+                     outcome=worst_outcome(list(workers)), measured_s=measured_s, ops_per_s=ops_per_s,
+                     interrupted=interrupted)
+        return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.stats.errors.values())
+
+    @property
+    def clean(self) -> bool:
+        """Finished, did work, and saw no error and no wrong value."""
+        return (self.outcome.outcome == "ok" and self.stats.ok_ops() > 0 and self.error_count == 0
+                and self.stats.wrong_values == 0 and self.stats.corrupt_values == 0)
+
+    @property
+    def verdict(self) -> str:
+        """clean, or how it was not: the outcome when a worker did not finish, else `unclean`."""
+        if self.clean:
+            return "clean"
+        return self.outcome.outcome if self.outcome.outcome != "ok" else "unclean"
+
+    def to_json(self) -> dict[str, Any]:
+        stats, outcome = self.stats, self.outcome
+        all_hist = stats.all_ops_histogram()
+        return {
+            "strategy": self.strategy, "threads": self.threads, "processes": self.processes,
+            "pool_size": self.pool_size, "outcome": outcome.outcome,
+            "outcome_detail": {"signal": outcome.signal, "stderr_tail": outcome.stderr_tail,
+                               "message": outcome.message, "explanation": self.explanation},
+            "duration_s": self.measured_s, "duration_asked_s": self.duration_s, "interrupted": self.interrupted,
+            "ops": stats.ops(), "failed_ops": stats.ops() - stats.ok_ops(),
+            "ops_including_warmup": stats.completed, "ops_per_s": self.ops_per_s,
+            "error_count": self.error_count, "errors": dict(stats.errors.most_common()),
+            "wrong_values": stats.wrong_values, "corrupt_values": stats.corrupt_values,
+            "misses": stats.misses, "pool_exhausted": stats.pool_exhausted,
+            "out_of_range_values": stats.out_of_range, "examples": stats.examples,
+            "latency_us": latency_summary_us(all_hist), "histogram": encode_histogram(all_hist),
+            "histogram_unit": "ns",
+            "by_op": {op: latency_block(stats.histogram(op), stats.ops(op)) for op in stats.ops_done()},
+            "acquire": latency_block(stats.histogram("acquire"), stats.succeeded["acquire"]),
+            "workers": [dataclasses.asdict(w) for w in self.workers],
+        }
+
+    @classmethod
+    def from_json(cls, run: dict[str, Any]) -> "RunResult":
+        """A saved run, as the object it was written from."""
+        detail = run["outcome_detail"]
+        measured_s = float(run["duration_s"])
+        outcome = WorkerOutcome(str(run["outcome"]), detail.get("signal"), detail.get("stderr_tail"),
+                                detail.get("message"), measured_s)
+        workers = tuple(WorkerOutcome(**fields_of(WorkerOutcome, worker)) for worker in run["workers"])
+        worst = worst_outcome(list(workers))
+        if worst.outcome == outcome.outcome:
+            outcome = worst  # the saved outcome is the worst worker's, whole
+        return cls(str(run["strategy"]), int(run["threads"]), int(run["processes"]), run.get("pool_size"),
+                   float(run.get("duration_asked_s", measured_s)), RunStats.from_json(run), workers, outcome,
+                   measured_s, float(run["ops_per_s"]), detail.get("explanation") or "",
+                   bool(run.get("interrupted")))

@@ -1,0 +1,61 @@
+"""Checks every command makes before any load: strategies, pylibmc behaviors, custom pools, the servers."""
+
+from __future__ import annotations
+
+from mcpool_cli.engine.server import ServerAddress
+from mcpool_cli.engine.strategies import BUILTIN, is_custom, load_factory
+from mcpool_cli.errors import UsageProblem
+
+SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # the strategies a command runs without --strategy
+MIN_HANG_TIMEOUT_S = 1.0
+
+
+def expand_strategies(names: tuple[str, ...], default: tuple[str, ...] = SAFE_DEFAULT) -> tuple[str, ...]:
+    """Resolve `all`, drop repeats, reject unknown names; `default` when none is given."""
+    expanded: list[str] = []
+    for name in names or default:
+        for one in BUILTIN if name == "all" else (name,):
+            if one not in BUILTIN and not is_custom(one):
+                raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, "
+                                   "or module:callable for your own pool")
+            if one not in expanded:
+                expanded.append(one)
+    return tuple(expanded)
+
+
+def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) -> None:
+    """Let pylibmc judge the behaviors now, before any load, rather than in every worker."""
+    import pylibmc
+
+    try:
+        pylibmc.Client(["127.0.0.1:11211"], binary=binary, behaviors=dict(behaviors))
+    except (ValueError, TypeError, KeyError, pylibmc.Error) as exc:
+        raise UsageProblem(f"--behavior: {exc}; see pylibmc's behaviors list") from exc
+
+
+def validate_custom(strategies: tuple[str, ...], import_path: tuple[str, ...], hang_timeout_s: float) -> None:
+    """Checks every command shares: custom strategies import, the hang timeout is workable."""
+    if hang_timeout_s < MIN_HANG_TIMEOUT_S:
+        raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
+                           "a few times a second and need a moment to start")
+    for name in strategies:
+        if is_custom(name):
+            load_factory(name, import_path)
+
+
+def check_client(servers: tuple[ServerAddress, ...], binary: bool = False,
+                 behaviors: tuple[tuple[str, int | str], ...] = ()) -> None:
+    """One get through pylibmc itself, from this process and one thread: the server may answer a socket yet
+    be unusable to pylibmc (its bundled libmemcached cannot look up IPv6 addresses, for one)."""
+    import pylibmc
+
+    for server in servers:
+        client = pylibmc.Client([server.spec], binary=binary, behaviors=dict(behaviors))
+        try:
+            client.get("mcpool:probe")
+        except pylibmc.Error as exc:
+            hint = " (this pylibmc's libmemcached cannot use IPv6 addresses: give an IPv4 one)" \
+                if ":" in server.host else ""
+            raise UsageProblem(f"server {server.spec}: pylibmc cannot use it: {exc}{hint}") from exc
+        finally:
+            client.disconnect_all()
