@@ -9,14 +9,11 @@ from typing import Any
 import click
 
 from mcpool_cli import __version__
-from mcpool_cli.bench.command import bench
-from mcpool_cli.checks.leaks.command import check_leaks
-from mcpool_cli.checks.races.command import check_races
-from mcpool_cli.checks.stale.command import check_stale
-from mcpool_cli.report.command import compare, report
-from mcpool_cli.scenarios.command import run, scenarios
 from mcpool_cli.environment import Environment
 from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.kinds import registered
+from mcpool_cli.report.command import compare, report
+from mcpool_cli.scenarios.command import run, scenarios
 
 
 class McpoolGroup(click.Group):
@@ -67,11 +64,7 @@ def main() -> None:
     cli(prog_name="mcpool")
 
 
-cli.add_command(bench)
-cli.add_command(check_races)
-cli.add_command(check_leaks)
-cli.add_command(check_stale)
-cli.add_command(run)
-cli.add_command(scenarios)
-cli.add_command(report)
-cli.add_command(compare)
+for kind in registered():  # bench and every check: each kind's command.py holds its click command
+    cli.add_command(getattr(kind.module("command"), kind.command.replace("-", "_")))
+for command in (run, scenarios, report, compare):
+    cli.add_command(command)

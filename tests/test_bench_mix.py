@@ -10,9 +10,10 @@ from rich.console import Console
 from mcpool_cli.bench.loop import Batch, LoopTiming, Recorder, run_load
 from mcpool_cli.engine.plan import Workload
 from mcpool_cli.bench.render import run_report
-from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome
+from mcpool_cli.bench.results import RunResult, RunStats
+from mcpool_cli.engine.outcomes import WorkerOutcome
 from mcpool_cli.engine.workload import build_key_space, build_schedule, make_value
-from mcpool_cli.engine.worker import encode_ns
+from mcpool_cli.engine.histograms import encode_ns
 from tests.conftest import run_mcpool
 from tests.test_cli_errors import one_line_error
 
@@ -178,7 +179,7 @@ def snapshot(**lat_ns):
 def test_results_and_report_show_the_other_ops_only_when_run():
     stats = RunStats()
     stats.add_snapshot(snapshot(get=[100_000] * 5, set=[200_000], delete=[50_000] * 2, get_multi=[], acquire=[]))
-    result = RunResult("per-thread", 2, 1, None, 1.0, stats, (WorkerOutcome(measured_s=1.0),))
+    result = RunResult.measured("per-thread", 2, 1, None, 1.0, stats, (WorkerOutcome(measured_s=1.0),))
     doc = result.to_json()
     assert set(doc["by_op"]) == {"get", "set", "delete"}
     assert doc["by_op"]["delete"]["count"] == 3 and doc["ops"] == 9 and doc["failed_ops"] == 1

@@ -5,7 +5,8 @@ import json
 from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
-from mcpool_cli.checks.leaks.loop import ChurnFigures, leak_verdict
+from mcpool_cli.checks.leaks.loop import ChurnFigures
+from mcpool_cli.checks.leaks.session import leak_verdict
 
 
 def leaks(memcached, *args):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mcpool_cli.cli import cli
-from mcpool_cli.checks.stale.proxy import FaultProxy
-from mcpool_cli.checks.stale.faults import FaultTimes, analyse
+from mcpool_cli.checks.stale.analysis import analyse
+from mcpool_cli.checks.stale.faults import FaultTimes
 from mcpool_cli.checks.stale.loop import StaleBatch
+from mcpool_cli.checks.stale.proxy import FaultProxy
+from mcpool_cli.cli import cli
 from tests.conftest import run_mcpool
 from tests.test_interrupt import alive, descendants, start_measuring
 

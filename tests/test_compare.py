@@ -197,7 +197,7 @@ def test_labels_and_kinds():
     assert short_labels(["x/a.json", "y/b.json"]) == ["a.json", "b.json"]
     assert short_labels(["x/a.json", "y/a.json"]) == ["x/a.json", "y/a.json"]
     assert short_labels(["a.json", "a.json"]) == ["a.json", "a.json (2)"]
-    assert kind_of({"schema": "mcpool.check/1", "check": "stale"}, "f") == "stale"
-    assert kind_of({"schema": "mcpool.run/1"}, "f") == "run"
+    assert kind_of({"schema": "mcpool.check/1", "check": "stale"}, "f").command == "check-stale"
+    assert kind_of({"schema": "mcpool.run/1"}, "f") is None  # a run: a document of documents
     with pytest.raises(UsageProblem, match="f: documents"):
         kind_of({"schema": "mcpool.run/1"}, "f: documents", ("mcpool.result/1", "mcpool.check/1"))

@@ -4,7 +4,7 @@ import signal
 
 from mcpool_cli.bench.loop import Batch, LoopTiming, Recorder
 from mcpool_cli.engine.runner import classify_exit
-from mcpool_cli.engine.worker import merge_batches
+from mcpool_cli.bench.loop import merge_batches
 
 
 def test_classify_exit():

@@ -75,7 +75,44 @@ def test_misses_after_a_flush_or_eviction_are_not_evidence():
         stats = RaceStats(completed=3000, checked=2000, anomalies=Counter(anomalies))
         return Trial(1, WorkerOutcome("ok"), stats, evictions, flushed)
 
-    assert StrategyCheck("per-thread", (trial(flushed=True, false_miss=40),)).verdict == "safe"
-    assert StrategyCheck("per-thread", (trial(evictions=3, false_miss=40),)).verdict == "safe"
-    assert StrategyCheck("per-thread", (trial(false_miss=40),)).verdict == "racy"
-    assert StrategyCheck("per-thread", (trial(flushed=True, false_miss=4, other_key=1),)).verdict == "racy"
+    assert StrategyCheck.judged("per-thread", (trial(flushed=True, false_miss=40),)).verdict == "safe"
+    assert StrategyCheck.judged("per-thread", (trial(evictions=3, false_miss=40),)).verdict == "safe"
+    assert StrategyCheck.judged("per-thread", (trial(false_miss=40),)).verdict == "racy"
+    assert StrategyCheck.judged("per-thread", (trial(flushed=True, false_miss=4, other_key=1),)).verdict == "racy"
+
+
+def test_a_judged_check_and_its_session_load_back_as_they_were_written():
+    from collections import Counter
+
+    from mcpool_cli.checks.races.loop import RaceBatch
+    from mcpool_cli.checks.races.session import RaceOptions, RaceSession, RaceStats, StrategyCheck, Trial, from_json
+    from mcpool_cli.engine.outcomes import WorkerOutcome
+    from mcpool_cli.engine.server import ServerAddress
+    from mcpool_cli.engine.session import Servers
+
+    examples = [{"kind": "other_key", "key": "k1", "expected": "k1|3|1|", "got": "k2|4|9|"}]
+    stats = RaceStats(completed=300, checked=200, anomalies=Counter(other_key=2), errors=Counter(ServerDown=1),
+                      examples=examples, first_anomaly_s=0.0125)
+    crashed = WorkerOutcome("crashed", "SIGABRT", "double free or corruption (out)", None, 0.4, 0.9)
+    check = StrategyCheck.judged("shared", (Trial(1, crashed, stats, 0), Trial(2, WorkerOutcome(), RaceStats(), 0)))
+    assert check.verdict == "crashed" and "SIGABRT" in check.summary and check.advice
+    assert StrategyCheck.from_json(check.to_json()) == check
+    session = RaceSession(RaceOptions(("shared",), threads=4, seed=7), Servers((ServerAddress("127.0.0.1", 1),), True,
+                                                                              "1.6.18"), results=[check])
+    loaded = from_json(session.to_json())
+    assert (loaded.options, loaded.servers, loaded.results, loaded.run_id) == (
+        session.options, session.servers, session.results, session.run_id)
+    batch = RaceBatch(ops=30, checked=20, anomalies={"stale_own": 1}, errors={"Error": 2}, first_anomaly_ns=1500,
+                      examples=examples)
+    assert RaceBatch.from_message(batch.to_message()) == batch
+
+
+def test_seed_drives_the_order_of_keys_a_thread_visits():
+    from mcpool_cli.checks.races.loop import RaceThread
+
+    def order(seed):
+        thread = RaceThread(None, "p:", 3, 0, 0, lambda batch: None, 1, seed)
+        return thread.own_order, thread.shared_order
+
+    assert order(1) == order(1) and order(1) != order(2)
+    assert sorted(order(1)[1]) == list(range(64))

@@ -4,8 +4,10 @@ from rich.console import Console
 
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.progress import PlainProgress
-from mcpool_cli.bench.render import bucket_bounds_us, comparison, format_number, pick_unit, run_report
-from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome
+from mcpool_cli.bench.render import bucket_bounds_us, comparison, run_report
+from mcpool_cli.units import format_number, pick_unit
+from mcpool_cli.bench.results import RunResult, RunStats
+from mcpool_cli.engine.outcomes import WorkerOutcome
 from tests.test_results import snapshot
 
 
@@ -18,7 +20,7 @@ def render(renderable) -> str:
 def result(name, ops_per_s, outcome="ok", latency_ns=100_000):
     stats = RunStats()
     stats.add_snapshot(snapshot([latency_ns] * ops_per_s, acquire_ns=[400] * ops_per_s))
-    return RunResult(name, 4, 1, None, 1.0, stats, (WorkerOutcome(outcome, measured_s=1.0),))
+    return RunResult.measured(name, 4, 1, None, 1.0, stats, (WorkerOutcome(outcome, measured_s=1.0),))
 
 
 def test_number_format_and_units():

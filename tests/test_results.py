@@ -3,8 +3,10 @@ from array import array
 
 from hdrh.histogram import HdrHistogram
 
-from mcpool_cli.engine.outcomes import RunResult, RunStats, WorkerOutcome, new_histogram, quantize_counts, worst_outcome
-from mcpool_cli.engine.worker import encode_ns
+from mcpool_cli.bench.results import RunResult, RunStats
+from mcpool_cli.engine.histograms import new_histogram, quantize_counts
+from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
+from mcpool_cli.engine.histograms import encode_ns
 
 
 def snapshot(get_ns, set_ns=(), acquire_ns=(), **counts):
@@ -51,7 +53,7 @@ def test_values_out_of_range_are_counted_not_dropped():
 def test_json_carries_a_decodable_histogram():
     stats = RunStats()
     stats.add_snapshot(snapshot([120_000] * 90 + [900_000] * 10, [200_000] * 5))
-    result = RunResult("fifo", 4, 1, 4, 1.0, stats, (WorkerOutcome(measured_s=1.0),))
+    result = RunResult.measured("fifo", 4, 1, 4, 1.0, stats, (WorkerOutcome(measured_s=1.0),))
     doc = result.to_json()
     assert doc["ops"] == 105 and doc["ops_per_s"] == 105.0
     assert doc["by_op"]["get"]["count"] == 100
@@ -63,3 +65,24 @@ def test_json_carries_a_decodable_histogram():
 def test_worst_outcome_wins():
     outcomes = [WorkerOutcome("ok"), WorkerOutcome("crashed", signal="SIGSEGV"), WorkerOutcome("hung")]
     assert worst_outcome(outcomes).outcome == "crashed"
+
+
+def test_a_bench_run_and_its_session_load_back_as_they_were_written():
+    from mcpool_cli.bench.loop import Batch
+    from mcpool_cli.bench.session import BenchOptions, BenchSession, from_json
+    from mcpool_cli.engine.server import ServerAddress
+    from mcpool_cli.engine.session import Servers
+
+    stats = RunStats()
+    batch = Batch(completed=9, get_ns=[1000, 2000, 3000], set_ns=[4000], acquire_ns=[10, 20, 30, 40],
+                  failed=[1, 0, 0, 0], errors={"ServerDown": 1}, wrong_values=1,
+                  examples=[{"key": "a", "kind": "wrong", "got": "b'x'"}])
+    assert Batch.from_message(batch.to_message(0.5)).to_message(0.5) == batch.to_message(0.5)
+    stats.add_snapshot(batch.to_message(0.5))
+    result = RunResult.measured("fifo", 4, 1, 4, 1.0, stats, (WorkerOutcome("crashed", "SIGSEGV", measured_s=0.5),))
+    assert result.ops_per_s == 8.0 and result.verdict == "crashed"
+    assert RunResult.from_json(result.to_json()) == result
+    session = BenchSession(BenchOptions(("fifo",), threads=4), Servers((ServerAddress("127.0.0.1", 1),), False, "1.6"),
+                           results=[result])
+    loaded = from_json(session.to_json())
+    assert (loaded.options, loaded.servers, loaded.results) == (session.options, session.servers, session.results)

@@ -7,6 +7,7 @@ import pytest
 
 from mcpool_cli.report import junit
 from mcpool_cli.errors import UsageProblem
+from mcpool_cli.kinds import by_name
 from mcpool_cli.report.thresholds import check_metrics, evaluate, parse_threshold
 from tests.conftest import run_mcpool
 
@@ -34,10 +35,10 @@ def test_malformed_expressions(text, message):
 
 
 def test_metrics_must_belong_to_the_command():
-    check_metrics((parse_threshold("acquire.p99<1ms"),), "bench")
-    check_metrics((parse_threshold("false_misses==0"),), "stale")
+    check_metrics((parse_threshold("acquire.p99<1ms"),), by_name("bench"))
+    check_metrics((parse_threshold("false_misses==0"),), by_name("stale"))
     with pytest.raises(UsageProblem, match="leaks has no metric 'p99'"):
-        check_metrics((parse_threshold("p99<1ms"),), "leaks")
+        check_metrics((parse_threshold("p99<1ms"),), by_name("leaks"))
 
 
 BENCH_DOC = {"schema": "mcpool.result/1", "interrupted": False, "runs": [

@@ -77,7 +77,7 @@ class Batch:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "Batch":
         """A batch as a worker sent it; latencies as arrays of ns (cheap to hold until they are folded)."""
-        lat_ns = {name: decode_ns(encoded) for name, encoded in message["lat_ns"].items()}
+        lat_ns = {name: decode_ns(message["lat_ns"].get(name, "")) for name in (*OP_NAMES, "acquire")}
         return cls(completed=message["completed"], get_ns=lat_ns["get"], set_ns=lat_ns["set"],
                    delete_ns=lat_ns["delete"], get_multi_ns=lat_ns["get_multi"], acquire_ns=lat_ns["acquire"],
                    failed=[message["failed"].get(name, 0) for name in OP_NAMES], errors=dict(message["errors"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 from rich.console import Group, RenderableType

@@ -168,16 +168,21 @@ class RunResult:
     interrupted: bool = False  # Ctrl-C reached this run (whatever else its workers did)
 
     @classmethod
+    def measured(cls, strategy: str, threads: int, processes: int, pool_size: int | None, duration_s: float,
+                 stats: RunStats, workers: tuple[WorkerOutcome, ...], interrupted: bool = False) -> "RunResult":
+        """A result whose outcome, measured time and throughput are worked out once from its workers and stats."""
+        measured_s = round(max((w.measured_s for w in workers), default=0.0), 3)
+        ops_per_s = round(stats.ok_ops() / measured_s, 1) if measured_s > 0 else 0.0
+        return cls(strategy, threads, processes, pool_size, duration_s, stats, workers, worst_outcome(list(workers)),
+                   measured_s, ops_per_s, interrupted=interrupted)
+
+    @classmethod
     def judged(cls, plan: Any, stats: RunStats, workers: tuple[WorkerOutcome, ...], interrupted: bool,
                explain: Callable[["RunResult", float], str]) -> "RunResult":
         """The result of a run that just ended, with its figures and its explanation worked out once."""
-        measured_s = round(max((w.measured_s for w in workers), default=0.0), 3)
-        ops_per_s = round(stats.ok_ops() / measured_s, 1) if measured_s > 0 else 0.0
-        result = cls(strategy=plan.strategy, threads=plan.threads, processes=plan.processes,
-                     pool_size=plan.effective_pool_size if plan.strategy == "fifo" else None,
-                     duration_s=plan.duration_s, stats=stats, workers=workers,
-                     outcome=worst_outcome(list(workers)), measured_s=measured_s, ops_per_s=ops_per_s,
-                     interrupted=interrupted)
+        result = cls.measured(plan.strategy, plan.threads, plan.processes,
+                              plan.effective_pool_size if plan.strategy == "fifo" else None, plan.duration_s,
+                              stats, workers, interrupted)
         return dataclasses.replace(result, explanation=explain(result, plan.hang_timeout_s))
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -120,5 +119,6 @@ def bench_options(options: dict[str, Any]) -> BenchOptions:
 
 def from_json(data: dict[str, Any]) -> BenchSession:
     """A saved bench document as the session that wrote it."""
-    return BenchSession(bench_options(data["options"]), **BenchSession.header_fields(data),
+    header = BenchSession.header_fields(data)  # first: a document without its header is named by what it lacks
+    return BenchSession(bench_options(data["options"]), **header,
                         results=[RunResult.from_json(run) for run in data["runs"]])

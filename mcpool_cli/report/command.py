@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import click
 
@@ -14,54 +14,21 @@ FILES_HELP = ("JSON written with --json by bench, check-races, check-leaks, chec
               "mcpool.check/1) or by run (mcpool.run/1).")
 
 
-def render_bench(doc: Any, console: Any) -> None:
-    from mcpool_cli.bench.command import render
-
-    render(doc.content, console)
-
-
-def render_races(doc: Any, console: Any) -> None:
-    from mcpool_cli.checks.races.render import check_report, checks_summary
-
-    races = doc.content
-    for check in races.checks:
-        console.print(check_report(check, races.threads, races.duration_s))
-    console.print(checks_summary(list(races.checks)))
-
-
-def render_leaks(doc: Any, console: Any) -> None:
-    from mcpool_cli.checks.leaks.command import render_check
-    from mcpool_cli.report.saved import leaks_summary
-
-    for check in doc.content.checks:
-        console.print(render_check(check, doc.content.embedded))
-    console.print(leaks_summary(doc.content.checks))
-
-
-def render_stale(doc: Any, console: Any) -> None:
-    from mcpool_cli.checks.stale.command import render
-
-    console.print(render(doc.content))
-
-
-RENDERERS: dict[str, Callable[[Any, Any], None]] = {
-    "bench": render_bench, "races": render_races, "leaks": render_leaks, "stale": render_stale}
-
-
 def print_file(saved: Any, console: Any) -> None:
     """Each document as its command printed it, with the thresholds judged on it; for a run document, its
     closing lines too."""
     from rich.text import Text
 
-    from mcpool_cli.report.saved import COMMAND, guarded, source_line
+    from mcpool_cli.report.saved import guarded, source_line
     from mcpool_cli.report.thresholds import render
 
     for index, doc in enumerate(saved.documents):
         if saved.scenario is not None:
-            command = saved.phases[index][0] if index < len(saved.phases) else COMMAND[doc.kind]
+            command = saved.phases[index][0] if index < len(saved.phases) else doc.kind.command
             console.print(Text(f"▶ {saved.scenario} · mcpool {command}", style="bold cyan"))
         console.print(source_line(doc))
-        guarded(lambda: RENDERERS[doc.kind](doc, console), saved.path, doc.data["schema"])  # a mistyped value
+        guarded(lambda: doc.kind.module("render").render(doc.content, console), saved.path,
+                doc.data["schema"])  # a mistyped value
         if doc.thresholds:
             console.print(render(list(doc.thresholds)))
     if saved.scenario is not None:

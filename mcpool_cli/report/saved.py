@@ -8,7 +8,6 @@ Comparing documents side by side is `comparison`'s.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass

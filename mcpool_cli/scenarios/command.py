@@ -1,25 +1,23 @@
-"""`mcpool run` and `mcpool scenarios`: workloads kept in a file, run as the commands they name."""
+"""`mcpool run` and `mcpool scenarios`: workloads kept in a file, run phase by phase in this process.
+
+Every phase is validated (by its kind's own `validate`) before any load; then each runs as its command would,
+its document kept in memory, and all of them are written as one mcpool.run/1 document.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from mcpool_cli.commandkit import check_json_target, write_atomically, write_json
+from mcpool_cli.commandkit import Outputs, check_json_target, report, run_session, write_atomically, write_json
+from mcpool_cli.engine.server import parse_server
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.kinds import RUN_SCHEMA, Kind
 from mcpool_cli.options import DURATION, SERVER, THRESHOLD
-
-
-def phase_name(document: dict[str, Any]) -> str:
-    from mcpool_cli.report.thresholds import document_kind
-
-    kind = document_kind(document)
-    return "bench" if kind == "bench" else f"check-{kind}"
 
 
 @click.command("scenarios")
@@ -77,97 +75,168 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
       mcpool run web-cache --duration 2s
       mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json
     """
-    from rich.console import Console
-    from rich.text import Text
-
-    from mcpool_cli.report import junit
-    from mcpool_cli.engine.runner import ignore_further_interrupts
-    from mcpool_cli.report.saved import RUN_SCHEMA
     from mcpool_cli.scenarios.loader import load
-    from mcpool_cli.report.thresholds import METRICS, render
 
     env: Environment = ctx.obj
     parent = ctx.parent
     assert parent is not None and isinstance(parent.command, click.Group)
-    commands = parent.command.commands
-    scenario = load(spec, commands, quick_s)
-    sections = [phase.section for phase in scenario.phases]
-    for threshold in thresholds:
-        if not any(threshold.metric in METRICS[section] for section in sections):
-            raise UsageProblem(f"threshold {threshold.text!r}: no phase of {scenario.name} ({', '.join(sections)}) "
-                               f"measures {threshold.metric!r}")
+    scenario = load(spec, parent.command.commands, quick_s)
     check_json_target(json_path)
     check_json_target(junit_path, "--junit")
     if junit_path == "-":
         raise UsageProblem("--junit needs a file name")
-    if servers or scenario.servers or servers_from_env():
-        for phase in scenario.phases:
-            fault = dict(zip(phase.args, phase.args[1:])).get("--fault", "restart")  # check-stale's default
-            if phase.section == "stale" and fault in ("restart", "idle"):
-                raise UsageProblem(f"{scenario.path}: [stale] fault = \"{fault}\" needs the memcached mcpool starts "
-                                   "itself; drop -s, the file's servers and MCPOOL_SERVERS, or use drop or freeze")
-    # -s wins, then MCPOOL_SERVERS (read by each phase itself), then the file's servers
-    chosen = servers or (() if servers_from_env() else scenario.servers)
-    server_args = [part for s in chosen for part in ("-s", getattr(s, "spec", s))]
-    extra = {phase: [t.text for t in thresholds if t.metric in METRICS[phase.section]] for phase in scenario.phases}
-    argvs = {phase: [*phase.args, *server_args, *(part for t in dict.fromkeys((*phase.thresholds, *extra[phase]))
-                                                  for part in ("--threshold", t))]
-             for phase in scenario.phases}
-    for phase in scenario.phases:  # every phase's own checks, before the first one loads anything
-        try:
-            commands[phase.command].main(args=[*argvs[phase], "--check-only"], prog_name=f"mcpool {phase.command}",
-                                         standalone_mode=False, obj=env)
-        except (UsageProblem, click.ClickException) as exc:
-            message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-            raise UsageProblem(f"{scenario.path}: [{phase.section}] {message}") from exc
-    to_stdout = json_path == "-"
-    console = Console(file=env.stderr if to_stdout else env.stdout)
-    phase_env = Environment(stdout=env.stderr, stderr=env.stderr) if to_stdout else env  # stdout is the JSON's
+    planned = plan_phases(scenario, servers, thresholds, quiet)
+    console, phase_env = consoles(env, json_path == "-")
+    documents, codes, broken = run_phases(scenario, planned, phase_env, console)
+    write_bundle(scenario, quick_s, documents, codes, json_path, junit_path, env)
+    if broken:
+        raise UsageProblem(broken + " (the phases before it are in the reports)")
+    ctx.exit(print_end(scenario, documents, codes, console))
+
+
+@dataclass(frozen=True)
+class PlannedPhase:
+    """A phase checked whole: its kind, validated options, servers and outputs."""
+
+    kind: Kind
+    section: str
+    options: Any
+    servers: tuple[Any, ...]
+    outputs: Outputs
+
+
+def plan_phases(scenario: Any, servers: tuple[Any, ...], thresholds: tuple[Any, ...],
+                quiet: bool) -> list[PlannedPhase]:
+    """Every phase validated by its own kind before any load; -s wins, then MCPOOL_SERVERS, then the file's."""
+    sections = [phase.kind for phase in scenario.phases]
+    for threshold in thresholds:
+        if not any(threshold.metric in kind.metrics for kind in sections):
+            raise UsageProblem(f"threshold {threshold.text!r}: no phase of {scenario.name} "
+                               f"({', '.join(k.name for k in sections)}) measures {threshold.metric!r}")
+    chosen = servers or servers_from_env() or file_servers(scenario)
+    return [plan_phase(scenario, phase, chosen, thresholds, quiet) for phase in scenario.phases]
+
+
+def file_servers(scenario: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(parse_server(spec) for spec in scenario.servers)
+    except UsageProblem as exc:
+        raise UsageProblem(f"{scenario.path}: servers: {exc}") from exc
+
+
+def plan_phase(scenario: Any, phase: Any, servers: tuple[Any, ...], thresholds: tuple[Any, ...],
+               quiet: bool) -> PlannedPhase:
+    from mcpool_cli.commandkit import split_params
+
+    kind = phase.kind
+    params = dict(phase.params)
+    extra = [t for t in thresholds if t.metric in kind.metrics]
+    params["thresholds"] = tuple({t.text: t for t in (*params.get("thresholds", ()), *extra)}.values())
+    _, outputs, own = split_params(params)
+    try:
+        options = kind.module("command").validate(own, servers)
+        Outputs(thresholds=outputs.thresholds).check(kind)
+    except UsageProblem as exc:
+        raise UsageProblem(f"{scenario.path}: [{phase.section}] {exc}") from exc
+    return PlannedPhase(kind, phase.section, options, servers, Outputs(quiet=quiet, thresholds=outputs.thresholds))
+
+
+def consoles(env: Environment, json_to_stdout: bool) -> tuple[Any, Environment]:
+    """The console the reports go to, and the environment of the phases: stdout is the JSON's with `--json -`."""
+    from rich.console import Console
+
+    if json_to_stdout:
+        return Console(file=env.stderr), Environment(stdout=env.stderr, stderr=env.stderr)
+    return Console(file=env.stdout), env
+
+
+def run_phases(scenario: Any, planned: list[PlannedPhase], env: Environment,
+               console: Any) -> tuple[list[dict[str, Any]], list[int], str]:
+    """Each phase in turn until one is interrupted or its environment fails; documents, exit codes, and why it
+    broke off ("" when it did not)."""
+    from rich.text import Text
+
+    from mcpool_cli.engine.runner import ignore_further_interrupts
+
     documents: list[dict[str, Any]] = []
     codes: list[int] = []
-    broken = ""
-    with tempfile.TemporaryDirectory(prefix="mcpool-run-") as folder:
-        for index, phase in enumerate(scenario.phases):
-            output = os.path.join(folder, f"{index}.json")
-            argv = [*argvs[phase], "--json", output, *(["--quiet"] if quiet else [])]
-            console.print(Text(f"▶ {scenario.name} · mcpool {phase.command}", style="bold cyan"))
-            try:
-                code = commands[phase.command].main(args=argv, prog_name=f"mcpool {phase.command}",
-                                                    standalone_mode=False, obj=phase_env)
-            except (KeyboardInterrupt, click.Abort):  # between two runs of a phase, or while it reported
-                code = ExitCode.INTERRUPTED
-            except UsageProblem as exc:  # the environment changed under us: a server went away
-                code, broken = ExitCode.USAGE, f"{scenario.path}: [{phase.section}] {exc}"
-            codes.append(code or 0)
-            if os.path.exists(output):
-                with open(output) as handle:
-                    documents.append(json.load(handle))
-            if code in (ExitCode.INTERRUPTED, ExitCode.USAGE):
+    try:
+        for phase in planned:
+            console.print(Text(f"▶ {scenario.name} · mcpool {phase.kind.command}", style="bold cyan"))
+            document, code, broken = run_phase(phase, env, console)
+            codes.append(code)
+            if document is not None:
+                documents.append(document)
+            if broken:
+                return documents, codes, f"{scenario.path}: [{phase.section}] {broken}"
+            if code == ExitCode.INTERRUPTED:
                 break
+    except KeyboardInterrupt:  # between two phases: the next one counts as interrupted
+        codes.append(ExitCode.INTERRUPTED)
     if ExitCode.INTERRUPTED in codes:
-        ignore_further_interrupts()  # the files below are what the user keeps
-    judged = [{**result, "phase": phase_name(document)} for document in documents
-              for result in document.get("thresholds", [])]
+        ignore_further_interrupts()  # the files written next are what the user keeps
+    return documents, codes, ""
+
+
+def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict[str, Any] | None, int, str]:
+    """(its document, its exit code, why the environment failed it or "") for one phase, run in this process."""
+    session = None
+    try:
+        with contextlib.ExitStack() as stack:
+            session = phase.kind.module("command").start(phase.options, phase.servers, stack.enter_context)
+            document, _ = run_session(session, env, phase.outputs)
+            return document, report(phase.kind, session, document, console), ""
+    except (KeyboardInterrupt, click.Abort):  # between two runs of a phase, or while it reported
+        code, broken = ExitCode.INTERRUPTED, ""
+    except UsageProblem as exc:  # the environment changed under us: a server went away
+        code, broken = ExitCode.USAGE, str(exc)
+    return (None if session is None else session.to_json()), code, broken
+
+
+def phase_words(code: int) -> str:
+    return "passed" if code == 0 else "interrupted" if code == ExitCode.INTERRUPTED else "FAILED"
+
+
+def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str, Any]], codes: list[int],
+                 json_path: str | None, junit_path: str | None, env: Environment) -> None:
+    """The run's one JSON document and its JUnit report, when asked for."""
+    from mcpool_cli.report import junit
+
     bundle = {"schema": RUN_SCHEMA, "scenario": scenario.name, "description": scenario.description,
               "file": scenario.path, "quick_s": quick_s,
               "phases": [{"command": p.command, "args": list(p.args), "exit_code": c}
                          for p, c in zip(scenario.phases, codes)],
-              "interrupted": ExitCode.INTERRUPTED in codes, "documents": documents, "thresholds": judged}
+              "interrupted": ExitCode.INTERRUPTED in codes, "documents": documents,
+              "thresholds": judged_thresholds(documents)}
     if json_path:
         write_json(json_path, bundle, env)
     if junit_path:
         write_atomically(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
                          "the JUnit report")
-    if broken:
-        raise UsageProblem(broken + " (the phases before it are in the reports)")
+
+
+def judged_thresholds(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every threshold judged in the phases, each with its phase's command."""
+    from mcpool_cli.kinds import of_document
+
+    return [{**result, "phase": kind.command} for document in documents
+            if (kind := of_document(document)) is not None for result in document.get("thresholds", [])]
+
+
+def print_end(scenario: Any, documents: list[dict[str, Any]], codes: list[int], console: Any) -> ExitCode:
+    """Each phase passed or failed, every threshold with its phase; the run's exit code."""
+    from rich.text import Text
+
+    from mcpool_cli.report.thresholds import render
+
     final = (ExitCode.INTERRUPTED if ExitCode.INTERRUPTED in codes
              else ExitCode.PROBLEM if any(codes) else ExitCode.OK)
     console.print(Text(f"scenario {scenario.name}: " + ", ".join(
-        f"{p.command} {'passed' if c == 0 else 'interrupted' if c == ExitCode.INTERRUPTED else 'FAILED'}"
-        for p, c in zip(scenario.phases, codes)), style="bold green" if final == ExitCode.OK else "bold red"))
+        f"{p.command} {phase_words(c)}" for p, c in zip(scenario.phases, codes)),
+        style="bold green" if final == ExitCode.OK else "bold red"))
+    judged = judged_thresholds(documents)
     if judged:
         if len(documents) > 1:  # a single phase has just printed its own
             console.print(render([{**r, "subject": f"{r['phase']} · {r['subject']}"} for r in judged]))
-        held = sum(result["ok"] for result in judged)
-        console.print(f"{held}/{len(judged)} thresholds held")
-    ctx.exit(final)
+        console.print(f"{sum(result['ok'] for result in judged)}/{len(judged)} thresholds held")
+    return final

@@ -21,7 +21,7 @@ own option types, before any load: a bad key or value is exit 2 naming the file,
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,26 +29,33 @@ from typing import Any
 import click
 
 from mcpool_cli.errors import UsageProblem
+from mcpool_cli.kinds import Kind, registered
 from mcpool_cli.report.thresholds import check_metrics, parse_threshold
 
-SECTIONS = {"bench": "bench", "races": "check-races", "leaks": "check-leaks", "stale": "check-stale"}
-TOP_KEYS = ("description", "servers", *SECTIONS)
-NOT_IN_FILES = ("json_path", "quiet", "junit_path", "servers", "check_only")  # set by `mcpool run` itself
+NOT_IN_FILES = ("json_path", "quiet", "junit_path", "servers")  # set by `mcpool run` itself
 RENAMED = {"strategies": "strategies", "behaviors": "behaviors", "duration": "duration_s", "warmup": "warmup_s",
            "hang_timeout": "hang_timeout_s", "outage": "outage_s", "idle_timeout": "idle_timeout_s",
            "before": "before_s", "recover_within": "recover_within_s"}
-QUICK_KEYS = {"bench": ("duration", "warmup"), "races": ("duration",), "stale": ("before",)}
+
+
+def top_keys() -> tuple[str, ...]:
+    return ("description", "servers", *(kind.name for kind in registered()))
 
 
 @dataclass(frozen=True)
 class Phase:
-    section: str  # bench, races, leaks or stale
+    kind: Kind  # its section is the kind's name: [bench], [races], [leaks], [stale]
     args: tuple[str, ...]  # the command's options, as on the command line
     thresholds: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)  # the same, parsed by the command's click options
+
+    @property
+    def section(self) -> str:
+        return self.kind.name
 
     @property
     def command(self) -> str:
-        return SECTIONS[self.section]
+        return self.kind.command
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,8 @@ def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = 
     except tomllib.TOMLDecodeError as exc:
         raise UsageProblem(f"{path}: not valid TOML ({exc})") from exc
     for key in data:
-        if key not in TOP_KEYS:
-            raise UsageProblem(f"{path}: unknown key {key!r}; expected {', '.join(TOP_KEYS)}")
+        if key not in top_keys():
+            raise UsageProblem(f"{path}: unknown key {key!r}; expected {', '.join(top_keys())}")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise UsageProblem(f"{path}: description: expected a string")
@@ -106,27 +113,28 @@ def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = 
     if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
         raise UsageProblem(f"{path}: servers: expected a list of \"host:port\" strings")
     phases = []
-    for section in SECTIONS:
-        if section not in data:
+    for kind in registered():
+        if kind.name not in data:
             continue
-        table = data[section]
+        table = data[kind.name]
         if not isinstance(table, dict):
-            raise UsageProblem(f"{path}: {section}: expected a table [{section}]")
-        phases.append(_phase(path, section, table, commands[SECTIONS[section]], quick_s))
+            raise UsageProblem(f"{path}: {kind.name}: expected a table [{kind.name}]")
+        phases.append(_phase(path, kind, table, commands[kind.command], quick_s))
     if not phases:
         raise UsageProblem(f"{path}: nothing to run; add a [bench], [races], [leaks] or [stale] table")
     return Scenario(path.stem, str(path), description, tuple(servers), tuple(phases))
 
 
-def _phase(path: Path, section: str, table: dict[str, Any], command: click.Command, quick_s: float | None) -> Phase:
+def _phase(path: Path, kind: Kind, table: dict[str, Any], command: click.Command, quick_s: float | None) -> Phase:
     params = {p.name: p for p in command.params if isinstance(p, click.Option)}
     args: list[str] = []
     thresholds = table.get("thresholds", [])
+    section = kind.name
     where = f"{path}: [{section}]"
     if not isinstance(thresholds, list) or not all(isinstance(t, str) for t in thresholds):
         raise UsageProblem(f"{where} thresholds: expected a list of strings such as [\"p99<2ms\", \"errors==0\"]")
     try:
-        check_metrics(tuple(parse_threshold(t) for t in thresholds), section)
+        check_metrics(tuple(parse_threshold(t) for t in thresholds), kind)
     except UsageProblem as exc:
         raise UsageProblem(f"{where} thresholds: {exc}") from exc
     for key, value in table.items():
@@ -140,7 +148,7 @@ def _phase(path: Path, section: str, table: dict[str, Any], command: click.Comma
             raise UsageProblem(f"{where} unknown key {key!r}; expected one of {', '.join(known)}, thresholds")
         args += _option_args(where, key, value, param)
     if quick_s is not None:
-        for key in QUICK_KEYS.get(section, ()):
+        for key in kind.quick_keys:
             param = params[RENAMED[key]]
             current = table.get(key, param.default)
             try:
@@ -149,8 +157,8 @@ def _phase(path: Path, section: str, table: dict[str, Any], command: click.Comma
                 raise UsageProblem(f"{where} {key}: {exc}") from exc
             if longer:
                 args += [param.opts[0], f"{quick_s * 1000:.3f}ms"]
-    _validate(where, command, args, params)
-    return Phase(section, tuple(args), tuple(thresholds))
+    return Phase(kind, tuple(args), tuple(thresholds), _parse(where, command, [*args, *(
+        part for threshold in thresholds for part in ("--threshold", threshold))]))
 
 
 def _key_of(param: click.Option) -> str:
@@ -204,10 +212,10 @@ def _expected(param: click.Option) -> str:
     return getattr(param.type, "name", "value")
 
 
-def _validate(where: str, command: click.Command, args: list[str], params: dict[str, click.Option]) -> None:
-    """Let the command's own option types judge the values, without running anything."""
+def _parse(where: str, command: click.Command, args: list[str]) -> dict[str, Any]:
+    """The command's params from `args`, judged by its own option types, without running anything."""
     try:
-        command.make_context(command.name or "", list(args), resilient_parsing=False)
+        return dict(command.make_context(command.name or "", list(args), resilient_parsing=False).params)
     except click.BadParameter as exc:
         key = _key_of(exc.param) if isinstance(exc.param, click.Option) else "?"
         raise UsageProblem(f"{where} {key}: {exc.message}") from exc

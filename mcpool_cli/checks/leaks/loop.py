@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable
 
 from mcpool_cli.engine.plan import WorkerPlan
@@ -97,6 +97,11 @@ class ChurnFigures:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "ChurnFigures":
+        """The figures saved flattened into a result row: every one must be there, a whole number."""
+        return cls(**{f.name: whole(f.name, row[f.name]) for f in fields(cls)})
+
     def to_message(self) -> dict[str, Any]:
         """The snapshot message that carries the figures to the parent, at the end of the churn."""
         return {"type": "snapshot", "kind": "leaks", "completed": 1, "figures": self.to_json()}
@@ -105,6 +110,13 @@ class ChurnFigures:
     def from_message(cls, message: dict[str, Any]) -> "ChurnFigures | None":
         """The figures in a leaks snapshot; None for a progress snapshot (threads started so far)."""
         return cls(**message["figures"]) if message.get("kind") == "leaks" else None
+
+
+def whole(name: str, value: Any) -> int:
+    """A saved count, refused (TypeError naming it) when it is not a whole number."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected a whole number, got {value!r}")
+    return value
 
 
 def progress_message(threads_started: int) -> dict[str, Any]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli import __version__
-from mcpool_cli.checks.races.session import CHECK_SCHEMA
-from mcpool_cli.checks.leaks.loop import ChurnFigures, leak_verdict
-from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.checks.leaks.kind import KIND
+from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
-from mcpool_cli.engine.runner import RunListener, run_in_turn, run_workers
-from mcpool_cli.engine.server import ServerAddress
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.engine.runner import RunListener, run_workers
+from mcpool_cli.engine.session import Session, fields_of
 
 LEAK_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # shared is left out: it crashes, and holds one client
 
@@ -28,8 +26,7 @@ class LeakStats:
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         self.completed += snap["completed"]
-        if snap.get("kind") == "leaks":
-            self.figures = ChurnFigures(**snap["figures"])
+        self.figures = ChurnFigures.from_message(snap) or self.figures
 
     def ok_ops(self) -> int:
         return self.completed
@@ -37,6 +34,8 @@ class LeakStats:
 
 @dataclass(frozen=True)
 class LeakOptions:
+    """Everything `mcpool check-leaks` was asked for, validated."""
+
     strategies: tuple[str, ...]
     churn: int = 200
     concurrency: int = 20
@@ -45,74 +44,92 @@ class LeakOptions:
     import_path: tuple[str, ...] = ()
 
 
+def leak_verdict(figures: ChurnFigures) -> tuple[str, int]:
+    """(verdict, leaked connections): `leak` when connections outlive their threads, `churn` when threads
+    open connections of their own, else `clean`."""
+    leaked = max(0, figures.after_connections - figures.baseline_connections - figures.standing_clients)
+    if leaked > 0 or figures.dead_thread_clients > 0:
+        return "leak", max(leaked, figures.dead_thread_clients)
+    if figures.connections_opened > figures.standing_clients + max(2, figures.threads_started // 10):
+        return "churn", 0
+    return "clean", 0
+
+
+def leak_advice(verdict: str, outcome: WorkerOutcome) -> str:
+    """One line of advice for a verdict; for a churn that did not finish, how its worker ended."""
+    if verdict == "leak":
+        return ("Threads that end without relinquish() leave their clients, and connections, in the pool: call "
+                "pool.relinquish() in a finally before each thread ends, or use a FIFO pool.")
+    if verdict == "churn":
+        return ("Nothing leaks, but each thread opens connections of its own and closes them when it ends: fine "
+                "for long-lived threads; with a thread per request, use a pool so connections are reused.")
+    if verdict == "clean":
+        return "Connections are reused and nothing outlives its thread."
+    return f"The churn did not finish ({outcome.message or outcome.signal or verdict})."
+
+
 @dataclass(frozen=True)
 class LeakCheck:
+    """The verdict on one strategy's churn, judged once and stored with its figures."""
+
     strategy: str
     relinquish: bool
-    outcome: WorkerOutcome
+    outcome: str  # how the worker ended: ok, crashed, hung, error, interrupted
     figures: ChurnFigures | None
+    verdict: str
+    leaked: int
+    advice: str
 
-    @property
-    def verdict_and_leaked(self) -> tuple[str, int]:
-        if self.outcome.outcome != "ok" or self.figures is None:
-            return self.outcome.outcome, 0
-        return leak_verdict(self.figures)
-
-    @property
-    def verdict(self) -> str:
-        return self.verdict_and_leaked[0]
-
-    def advice(self) -> str:
-        verdict = self.verdict
-        if verdict == "leak":
-            return ("Threads that end without relinquish() leave their clients, and connections, in the pool: call "
-                    "pool.relinquish() in a finally before each thread ends, or use a FIFO pool.")
-        if verdict == "churn":
-            return ("Nothing leaks, but each thread opens connections of its own and closes them when it ends: fine "
-                    "for long-lived threads; with a thread per request, use a pool so connections are reused.")
-        if verdict == "clean":
-            return "Connections are reused and nothing outlives its thread."
-        return f"The churn did not finish ({self.outcome.message or self.outcome.signal or verdict})."
+    @classmethod
+    def judged(cls, strategy: str, relinquish: bool, outcome: WorkerOutcome,
+               figures: ChurnFigures | None) -> "LeakCheck":
+        """The check of one churn: its verdict, leaked connections and advice, decided here once."""
+        if outcome.outcome != "ok" or figures is None:
+            verdict, leaked = outcome.outcome, 0
+        else:
+            verdict, leaked = leak_verdict(figures)
+        return cls(strategy, relinquish, outcome.outcome, figures, verdict, leaked, leak_advice(verdict, outcome))
 
     def to_json(self) -> dict[str, Any]:
-        verdict, leaked = self.verdict_and_leaked
         figures = self.figures.to_json() if self.figures else {}
-        return {"strategy": self.strategy, "relinquish": self.relinquish, "verdict": verdict,
-                "leaked_connections": leaked, "outcome": self.outcome.outcome, "advice": self.advice(), **figures}
+        return {"strategy": self.strategy, "relinquish": self.relinquish, "verdict": self.verdict,
+                "leaked_connections": self.leaked, "outcome": self.outcome, "advice": self.advice, **figures}
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "LeakCheck":
+        """A saved result, as judged when it ran; figures only when the churn reported them."""
+        figures = ChurnFigures.from_json(row) if "threads_started" in row else None
+        return cls(str(row["strategy"]), bool(row["relinquish"]), str(row["outcome"]), figures,
+                   str(row["verdict"]), int(row["leaked_connections"]), str(row["advice"]))
 
 
 @dataclass
-class LeakSession:
+class LeakSession(Session):
+    """One `mcpool check-leaks` invocation: a churn through each strategy in turn."""
+
+    KIND = KIND
     options: LeakOptions
-    servers: tuple[ServerAddress, ...]
-    embedded: bool
-    server_version: str = ""
-    run_id: str = ""
-    checks: list[LeakCheck] = field(default_factory=list)
-    interrupted: bool = False
 
-    def run(self, listener: RunListener) -> None:
-        def run_one(strategy: str) -> bool:
-            stats = LeakStats()
-            outcomes, interrupted = run_workers(self.plan(strategy), listener, stats)
-            self.checks.append(LeakCheck(strategy, self.options.relinquish, worst_outcome(list(outcomes)),
-                                         stats.figures))
-            return interrupted
-
-        self.interrupted = run_in_turn(self.options.strategies, run_one)
+    def run_one(self, strategy: str, listener: RunListener) -> bool:
+        stats = LeakStats()
+        outcomes, interrupted = run_workers(self.plan(strategy), listener, stats)
+        self.results.append(LeakCheck.judged(strategy, self.options.relinquish, worst_outcome(list(outcomes)),
+                                             stats.figures))
+        return interrupted
 
     def plan(self, strategy: str) -> RunPlan:
+        """The churn worker's plan: at most `concurrency` threads alive, `churn` of them in all."""
         options = self.options
-        return RunPlan(strategy=strategy, client=ClientConfig(servers=tuple(s.spec for s in self.servers)),
-                       workload=Workload(keys=1, key_prefix=f"mcpool:{self.run_id}:leaks:{strategy}:"),
+        return RunPlan(strategy=strategy, client=ClientConfig(servers=tuple(s.spec for s in self.servers.addresses)),
+                       workload=Workload(keys=1, key_prefix=f"{self.key_prefix}leaks:{strategy}:"),
                        threads=options.concurrency, relinquish=options.relinquish, duration_s=0.0, warmup_s=0.0,
                        hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, mode="leaks",
                        churn=options.churn)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"schema": CHECK_SCHEMA, "check": "leaks", "mcpool_version": __version__, "run_id": self.run_id,
-                "interrupted": self.interrupted,
-                "server": {"addresses": [s.spec for s in self.servers], "embedded": self.embedded,
-                           "version": self.server_version},
-                "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "import_path"},
-                "results": [check.to_json() for check in self.checks]}
+
+def from_json(data: dict[str, Any]) -> LeakSession:
+    """A saved check-leaks document as the session that wrote it."""
+    header = LeakSession.header_fields(data)  # first: a document without its header is named by what it lacks
+    options = LeakOptions(**fields_of(LeakOptions, data["options"]))
+    return LeakSession(options, **header,
+                       results=[LeakCheck.from_json(row) for row in data["results"]])

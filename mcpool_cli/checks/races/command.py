@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import Any
 
 import click
 
-from mcpool_cli.commandkit import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
-from mcpool_cli.environment import Environment
-from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.checks.races.kind import KIND
+from mcpool_cli.checks.races.session import FORK, RaceOptions, RaceSession
+from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.engine.prechecks import check_client, expand_strategies, validate_custom
+from mcpool_cli.engine.server import ServerAddress
+from mcpool_cli.engine.session import connect
+from mcpool_cli.errors import UsageProblem
+from mcpool_cli.kinds import CHECK_SCHEMA
 from mcpool_cli.options import DURATION
 
 
-def exit_code(session: Any) -> ExitCode:
-    if session.interrupted:
-        return ExitCode.INTERRUPTED
-    return ExitCode.OK if all(check.verdict == "safe" for check in session.checks) else ExitCode.PROBLEM
-
-
 @click.command("check-races")
-@shared_options("mcpool.check/1")
+@shared_options(CHECK_SCHEMA)
 @click.option("--strategy", "strategies", multiple=True, metavar="NAME",
               help=STRATEGY_HELP.replace("Default: fifo, thread-mapped and per-thread.", "Default: all."))
 @click.option("--threads", "-t", type=click.IntRange(2, 1024), default=8, show_default=True,
@@ -33,9 +32,7 @@ def exit_code(session: Any) -> ExitCode:
               help="Check fork safety instead: one client connected before fork(), used by parent and child.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (kept in the results).")
 @click.pass_context
-def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], fork: bool,
-                json_path: str | None, quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None,
-                check_only: bool, **settings: Any) -> None:
+def check_races(ctx: click.Context, **params: Any) -> None:
     """Prove whether a client strategy is thread-safe, with evidence.
 
     Threads write and read back keys only they write, and read keys all share; every value carries its
@@ -50,27 +47,25 @@ def check_races(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
       mcpool check-races --strategy myapp.cache:make_pool --threads 16 --trials 5
       mcpool check-races --fork
     """
-    import os
+    run_command(ctx, KIND, params)
 
-    from mcpool_cli.bench.session import check_client, expand_strategies, validate_custom
-    from mcpool_cli.checks.races.session import FORK, RaceOptions, RaceSession
-    from mcpool_cli.checks.races.render import check_report, checks_summary
 
-    env: Environment = ctx.obj
+def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> RaceOptions:
+    """check-races' options from its click params, checked whole before any load."""
+    settings = dict(params)
+    strategies, fork = settings.pop("strategies"), settings["fork"]
     if fork and strategies:
         raise UsageProblem("--fork checks one client shared across fork(); it takes no --strategy")
     if settings["duration_s"] < 0.1:
         raise UsageProblem("--duration must be at least 100ms: a trial needs time to find a race")
     chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
-    options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), fork=fork, **settings)
+    options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    check_outputs(ctx, "races", json_path, thresholds, junit_path, check_only)
-    session = RaceSession(options, *connect(ctx, servers, 64), run_id=secrets.token_hex(4))
-    check_client(session.servers)
-    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
-    console = reported.console
-    for check in session.checks:
-        console.print(check_report(check, options.threads, options.duration_s))
-    if len(session.checks) > 1:
-        console.print(checks_summary(session.checks))
-    reported.finish(ctx, exit_code(session))
+    return options
+
+
+def start(options: RaceOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> RaceSession:
+    """Connect (starting memcached when no server is given); the session, ready to run."""
+    session = RaceSession(options, connect(servers, 64, enter))
+    check_client(session.servers.addresses)
+    return session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,16 +62,24 @@ class RaceBatch:
         if self.first_anomaly_ns is None:
             self.first_anomaly_ns = elapsed_ns
         if len(self.examples) < MAX_EXAMPLES:
-            shown = got[:80] if isinstance(got, (bytes, str)) else got
-            self.examples.append({"kind": kind, "key": key, "expected": expected, "got": repr(shown)})
+            self.examples.append({"kind": kind, "key": key, "expected": expected, "got": as_text(got)})
+
+
+def as_text(got: object) -> str:
+    """A reply as text, like `expected`: bytes decoded (undecodable bytes escaped), cut at 80 characters."""
+    if isinstance(got, bytes):
+        return got[:80].decode("utf-8", "backslashreplace")
+    return got[:80] if isinstance(got, str) else repr(got)
 
 
 class RaceThread:
     """One thread's cycle: set an own key, read it back, read a shared key; every reply is checked."""
 
     def __init__(self, strategy: Strategy, prefix: str, token: int, start_ns: int, end_ns: int,
-                 sink: Callable[[RaceBatch], None], flush_interval_ns: int) -> None:
+                 sink: Callable[[RaceBatch], None], flush_interval_ns: int, seed: int = 0) -> None:
         self.strategy, self.prefix, self.token = strategy, prefix, token
+        rng = random.Random(seed * 1_000_003 + token)  # --seed picks the order of keys each thread visits
+        self.own_order, self.shared_order = rng.sample(range(OWN_KEYS), OWN_KEYS), rng.sample(range(SHARED_KEYS), SHARED_KEYS)
         self.start_ns, self.end_ns = start_ns, end_ns
         self.sink, self.flush_interval_ns = sink, flush_interval_ns
         self.last_seq = [0] * OWN_KEYS
@@ -92,7 +101,7 @@ class RaceThread:
         self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
 
     def step(self, n: int) -> None:
-        index = n % OWN_KEYS
+        index = self.own_order[n % OWN_KEYS]
         key = own_key(self.prefix, self.token, index)
         seq = self.last_seq[index] + 1
         written, _ = self.call("set", key, encode_value(key, self.token, seq), 3600)
@@ -105,7 +114,7 @@ class RaceThread:
             if anomaly:
                 expected = encode_value(key, self.token, self.last_seq[index]).decode()
                 self.batch.note(anomaly, perf_counter_ns() - self.start_ns, key, expected, got)
-        shared = shared_key(self.prefix, (n * 7 + self.token) % SHARED_KEYS)
+        shared = shared_key(self.prefix, self.shared_order[n % SHARED_KEYS])
         ok, got = self.call("get", shared)
         if ok:
             self.batch.checked += 1
@@ -175,7 +184,8 @@ def load_races(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     threads = []
     for index in range(run.threads):
         token = plan.worker_index * run.threads + index
-        racer = RaceThread(prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval)
+        racer = RaceThread(prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval,
+                           run.workload.seed)
         threads.append(threading.Thread(target=guarded(racer.run, token, emitter, prepared.strategy), daemon=True))
         threads[-1].start()
     while any(thread.is_alive() for thread in threads):
@@ -191,10 +201,12 @@ def fork_race(plan: WorkerPlan, master: Any, start: int, end: int, emitter: Emit
     child = os.fork()
     if child == 0:
         try:
-            RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 1, start, end, send, interval).run()
+            RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 1, start, end, send, interval,
+                       plan.run.workload.seed).run()
         finally:
             os._exit(0)
-    RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 0, start, end, send, interval).run()
+    RaceThread(SharedStrategy(master), plan.run.workload.key_prefix, 0, start, end, send, interval,
+               plan.run.workload.seed).run()
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):  # the child's crash is this check's crash
         os.kill(os.getpid(), os.WTERMSIG(status))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from mcpool_cli.checks.races.kind import KIND
 from mcpool_cli.checks.races.session import FORK, StrategyCheck
 from mcpool_cli.checks.races.stamps import ANOMALY_WORDS
-
-VERDICT_STYLE = {"safe": "bold green", "racy": "bold red", "crashed": "bold red", "hung": "bold red",
-                 "error": "bold red", "inconclusive": "bold yellow", "interrupted": "bold yellow"}
+from mcpool_cli.report.compare import CheckRow, check_comparison
 
 
 def check_report(check: StrategyCheck, threads: int, duration_s: float) -> RenderableType:
@@ -19,10 +20,10 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
     who = "a parent and its forked child" if check.strategy == FORK else f"{threads} threads"
     head = (Text(check.strategy, style="bold")
             .append(f" · {who} · {len(check.trials)} trial{'s' if len(check.trials) != 1 else ''} × {duration_s:g} s · ")
-            .append(verdict.upper(), style=VERDICT_STYLE.get(verdict, "bold")))
+            .append(verdict.upper(), style=KIND.style(verdict)))
     ops = sum(t.stats.completed for t in check.trials)
     checked = sum(t.stats.checked for t in check.trials)
-    parts: list[RenderableType] = [head, Text(f"{check.summary()} · {ops:,} ops, {checked:,} replies checked")]
+    parts: list[RenderableType] = [head, Text(f"{check.summary} · {ops:,} ops, {checked:,} replies checked")]
     counts = [(ANOMALY_WORDS[name], count) for name, count in check.anomalies.items() if count]
     if counts:
         table = Table(box=None, pad_edge=False, show_header=False)
@@ -36,10 +37,10 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
     if any(t.evictions or t.flushed for t in check.trials) and check.anomalies["false_miss"]:
         parts.append(Text("the server evicted, flushed or restarted during a trial: that trial's false misses "
                           "are shown but not counted toward the verdict", style="yellow"))
-    for example in check.examples():
+    for example in check.examples:
         parts.append(Text(f"  {example['kind']}: key {example['key']}: expected {example['expected']!r}, "
-                          f"got {example['got']}", style="yellow"))
-    parts += [Text(check.advice(), style="italic"), Text("")]
+                          f"got {example['got']!r}", style="yellow"))
+    parts += [Text(check.advice, style="italic"), Text("")]
     return Group(*parts)
 
 
@@ -50,7 +51,29 @@ def checks_summary(checks: list[StrategyCheck]) -> Table:
                          no_wrap=name != "strategy")
     for check in checks:
         first = "-" if check.first_anomaly_s is None else f"{check.first_anomaly_s * 1000:,.1f} ms"
-        table.add_row(check.strategy, Text(check.verdict, style=VERDICT_STYLE.get(check.verdict, "")),
+        table.add_row(check.strategy, Text(check.verdict, style=KIND.style(check.verdict)),
                       f"{check.affected}/{len(check.trials)}", first, f"{sum(check.anomalies.values()):,}",
                       f"{sum(check.errors.values()):,}")
     return table
+
+
+def render(session: Any, console: Any) -> None:
+    """check-races' report: each strategy's verdict with its evidence, then all of them in one table."""
+    options = session.options
+    for check in session.results:
+        console.print(check_report(check, options.threads, options.duration_s))
+    if len(session.results) > 1:
+        console.print(checks_summary(session.results))
+
+
+def race_rows(doc: Any) -> list[CheckRow]:
+    return [CheckRow(doc.label, check.strategy, check.verdict, {
+        "trials affected": f"{check.affected}/{len(check.trials)}",
+        "first anomaly": "-" if check.first_anomaly_s is None else f"{check.first_anomaly_s * 1000:,.1f} ms",
+        "anomalies": f"{sum(check.anomalies.values()):,}", "errors": f"{sum(check.errors.values()):,}"})
+        for check in doc.content.results]
+
+
+def compare(docs: list[Any]) -> RenderableType:
+    """check-races results of several files side by side; what changed is told by the anomalies."""
+    return check_comparison(KIND, docs, race_rows, ("anomalies",))

@@ -271,6 +271,7 @@ class RaceSession(Session):
 
 def from_json(data: dict[str, Any]) -> RaceSession:
     """A saved check-races document as the session that wrote it."""
+    header = RaceSession.header_fields(data)  # first: a document without its header is named by what it lacks
     options = RaceOptions(**fields_of(RaceOptions, data["options"]))
-    return RaceSession(options, **RaceSession.header_fields(data),
+    return RaceSession(options, **header,
                        results=[StrategyCheck.from_json(r) for r in data["results"]])

@@ -3,82 +3,25 @@
 from __future__ import annotations
 
 import math
-import secrets
+import os
 from typing import Any
 
 import click
 
-from mcpool_cli.commandkit import STRATEGY_HELP, check_outputs, connect, run_session, shared_options
-from mcpool_cli.environment import Environment, servers_from_env
-from mcpool_cli.errors import ExitCode, UsageProblem
+from mcpool_cli.checks.stale.faults import EMBEDDED_ONLY
+from mcpool_cli.checks.stale.kind import KIND
+from mcpool_cli.checks.stale.proxy import FaultProxy
+from mcpool_cli.checks.stale.session import STALE_DEFAULT, StaleOptions, StaleSession
+from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.engine.prechecks import check_behaviors, check_client, expand_strategies, validate_custom
+from mcpool_cli.engine.server import EmbeddedServer, ServerAddress, check_reachable
+from mcpool_cli.engine.session import Servers, connect
+from mcpool_cli.errors import UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX
-from mcpool_cli.units import format_seconds
-
-VERDICT_STYLE = {"recovered": "bold green", "false-misses": "bold red", "not-recovered": "bold red",
-                 "slow-recovery": "bold red"}
-
-
-def render(session: Any) -> Any:
-    from rich.console import Group
-    from rich.padding import Padding
-    from rich.table import Table
-    from rich.text import Text
-
-    options = session.options
-    compared = len(options.variants) > 1
-    title = f"check-stale · fault {options.fault} · {options.threads} threads × {options.rate:g} ops/s"
-    if not compared:
-        title += f" · behaviors: {options.variants[0][0]}"
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
-    table.add_column("behaviors" if compared else "strategy", ratio=1)
-    for name in ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop"):
-        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
-    notes: list[Any] = []
-    for index, check in enumerate(session.checks):
-        figures, verdict = check.figures, check.verdict
-        if compared and (index == 0 or session.checks[index - 1].strategy != check.strategy):
-            table.add_row(Text(check.strategy, style="bold"))
-        cells = ["-"] * 5
-        if figures is not None:
-            cells = [f"{figures.false_misses:,}", f"{figures.error_count:,}", format_seconds(figures.outage_s),
-                     format_seconds(figures.recovery_s), format_seconds(figures.longest_op_s)]
-        table.add_row(f"  {check.variant}" if compared else check.strategy,
-                      Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), *cells)
-        title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
-        notes.append(title.append(check.detail or "the fault was not injected", style="dim"))
-        indent = len(notes)
-        if figures is not None:
-            notes.append(Text(f"ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
-                              f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)"
-                              + ("" if figures.first_failure_s is None else
-                                 f"; first failed or stalled op +{format_seconds(figures.first_failure_s)}")))
-        if figures is not None and figures.errors:
-            errors = sorted(figures.errors.items(), key=lambda item: -item[1])
-            notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
-        if figures is not None and figures.unverified_misses:
-            notes.append(Text(f"{figures.unverified_misses} misses while the keys were being written back to the "
-                              "new server: real ones, not counted", style="yellow"))
-        notes[indent:] = [Padding(note, (0, 0, 0, 2)) for note in notes[indent:]]
-    advice = list(dict.fromkeys(check.advice() for check in session.checks))
-    parts = [table, Text(""), *notes, *(Text(line, style="italic") for line in advice)]
-    comparisons = session.comparisons()
-    if comparisons:
-        parts += [Text(""), Text("Behaviors compared:", style="bold"), *(Text("  " + line) for line in comparisons)]
-    parts.append(Text("outage: first failed or stalled op to the first success after the last failure · recovery: "
-                      "that success after the server was usable again", style="dim"))
-    return Group(*parts)
-
-
-def exit_code(session: Any) -> ExitCode:
-    if session.interrupted:
-        return ExitCode.INTERRUPTED
-    if session.broken:
-        return ExitCode.PROBLEM
-    return ExitCode.OK if all(check.verdict == "recovered" for check in session.checks) else ExitCode.PROBLEM
 
 
 @click.command("check-stale")
-@shared_options("mcpool.check/1")
+@shared_options(KIND.schema)
 @click.option("--fault", type=click.Choice(["restart", "idle", "drop", "freeze"]), default="restart",
               show_default=True,
               help="restart: stop the embedded memcached and start it again; idle: the load pauses until "
@@ -108,9 +51,7 @@ def exit_code(session: Any) -> ExitCode:
               help="Run each strategy three times: libmemcached defaults, retry_timeout=1, and "
                    "remove_failed=1 with dead_timeout=1; say which shortened the outage.")
 @click.pass_context
-def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[str, ...], json_path: str | None,
-                quiet: bool, thresholds: tuple[Any, ...], junit_path: str | None, check_only: bool,
-                **settings: Any) -> None:
+def check_stale(ctx: click.Context, **params: Any) -> None:
     """What pooled clients do when the server goes away: false misses, errors, outage and recovery.
 
     Under steady load through each strategy, with keys written before the fault, counts false misses
@@ -124,19 +65,29 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
       mcpool check-stale -s cache1:11211 --fault drop
       mcpool check-stale --fault idle --compare-behaviors
     """
-    import os
+    run_command(ctx, KIND, params)
 
-    from mcpool_cli.bench.session import check_behaviors, check_client, expand_strategies, validate_custom
-    from mcpool_cli.checks.stale.session import STALE_DEFAULT, StaleOptions, StaleSession
-    from mcpool_cli.checks.stale.proxy import FaultProxy
-    from mcpool_cli.engine.server import EmbeddedServer, check_reachable
 
-    env: Environment = ctx.obj
+def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> StaleOptions:
+    """check-stale's options from its click params, checked whole before any load; `servers`: those given."""
+    settings = dict(params)
     fault = settings["fault"]
-    if fault in ("restart", "idle") and (servers or servers_from_env()):
+    if fault in EMBEDDED_ONLY and servers:
         raise UsageProblem(f"--fault {fault} needs the memcached mcpool starts itself (it "
                            f"{'stops and starts' if fault == 'restart' else 'sets idle_timeout on'} it): drop "
                            "--server/MCPOOL_SERVERS, or use --fault drop or freeze, which work with any server")
+    check_settings(settings)
+    strategies = settings.pop("strategies")
+    options = StaleOptions(strategies=expand_strategies(strategies or STALE_DEFAULT), import_path=(os.getcwd(),),
+                           **settings)
+    validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
+    for _, behaviors in options.variants:
+        check_behaviors(behaviors, binary=False)
+    return options
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """The fault's length, the recovery bound, the rate and the op mix are ones check-stale can work with."""
     if not 0.05 <= settings["outage_s"] <= 60:
         raise UsageProblem("--outage must be between 50ms and 60s")
     if "delete" in dict(settings["mix"]):
@@ -147,26 +98,18 @@ def check_stale(ctx: click.Context, servers: tuple[Any, ...], strategies: tuple[
         raise UsageProblem("--rate must be a number of ops a second")
     if not {"get", "get_multi"} & {op for op, weight in settings["mix"] if weight}:
         raise UsageProblem("--mix needs get or get_multi: only reads can show a false miss")
-    options = StaleOptions(strategies=expand_strategies(strategies or STALE_DEFAULT), import_path=(os.getcwd(),),
-                           **settings)
-    validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    for _, behaviors in options.variants:
-        check_behaviors(behaviors, binary=False)
-    check_outputs(ctx, "stale", json_path, thresholds, junit_path, check_only)
-    if fault in ("restart", "idle"):
-        extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if fault == "idle" else ()
-        embedded = ctx.with_resource(EmbeddedServer(memory_mb=64, extra_args=extra))
-        session = StaleSession(options, (embedded.address,), embedded, check_reachable(embedded.address),
-                               run_id=secrets.token_hex(4))
+
+
+def start(options: StaleOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> StaleSession:
+    """The session, ready to run: restart and idle on a memcached started here, which it controls; drop and
+    freeze through a proxy in front of each server (the given ones, or one started here)."""
+    if options.fault in EMBEDDED_ONLY:
+        extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if options.fault == "idle" else ()
+        server = enter(EmbeddedServer(memory_mb=64, extra_args=extra))
+        session = StaleSession(options, Servers((server.address,), True, check_reachable(server.address)),
+                               controlled=server)
     else:
-        addresses, started_here, version = connect(ctx, servers, 64)
-        session = StaleSession(options, addresses, None, version, started_here=started_here,
-                               run_id=secrets.token_hex(4))
-        session.proxies = [ctx.with_resource(FaultProxy(address)) for address in addresses]
-    check_client(session.servers)
-    reported = run_session(session, env, quiet, json_path, thresholds, junit_path)
-    console = reported.console
-    console.print(render(session))
-    if session.broken:
-        console.print(f"[bold red]stopped early:[/] {session.broken}")
-    reported.finish(ctx, exit_code(session))
+        reached = connect(servers, 64, enter)
+        session = StaleSession(options, reached, proxies=[enter(FaultProxy(address)) for address in reached.addresses])
+    check_client(session.servers.addresses)
+    return session

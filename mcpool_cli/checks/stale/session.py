@@ -6,14 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli import __version__
-from mcpool_cli.checks.races.session import CHECK_SCHEMA
-from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.checks.stale.analysis import StaleFigures, StaleStats, analyse
+from mcpool_cli.checks.stale.faults import DropFault, Fault, FreezeFault, IdleFault, RestartFault
+from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
-from mcpool_cli.engine.runner import RunListener, run_in_turn, run_workers
-from mcpool_cli.engine.server import EmbeddedServer, ServerAddress
-from mcpool_cli.checks.stale.faults import (DropFault, Fault, FreezeFault, IdleFault, RestartFault, StaleFigures, StaleStats,
-                              analyse)
+from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
+from mcpool_cli.engine.runner import RunListener, run_workers
+from mcpool_cli.engine.server import EmbeddedServer
+from mcpool_cli.engine.session import Session, fields_of
 from mcpool_cli.engine.workload import build_key_space
 
 STALE_DEFAULT = ("fifo", "thread-mapped", "per-thread")
@@ -25,6 +25,7 @@ BEHAVIOR_PRESETS: tuple[tuple[str, tuple[tuple[str, int | str], ...]], ...] = (
 )
 IDLE_MAX_WAIT_S = 15.0  # beyond idle_timeout: memcached sweeps idle connections every few seconds
 SETTLE_S = 0.5  # load kept after the recovery bound, so a recovery just inside it is seen
+Behaviors = tuple[tuple[str, int | str], ...]  # pylibmc behaviors, (key, value) pairs
 
 
 @dataclass(frozen=True)
@@ -65,101 +66,124 @@ class StaleOptions:
         return self.fault_length_s + (self.idle_timeout_s + IDLE_MAX_WAIT_S if self.fault == "idle" else 0.0)
 
 
+def stale_verdict(outcome: str, figures: StaleFigures | None, bound_s: float) -> str:
+    """recovered, false-misses, not-recovered, slow-recovery, no-fault, or how the worker ended."""
+    if outcome != "ok":  # crashed, hung, error, interrupted: the figures are partial
+        return outcome
+    if figures is None:
+        return "no-fault"
+    if figures.false_misses:
+        return "false-misses"
+    if figures.recovery_s is None:
+        return "not-recovered"
+    return "slow-recovery" if figures.recovery_s > bound_s else "recovered"
+
+
+def stale_advice(verdict: str, figures: StaleFigures | None, bound_s: float, worker: WorkerOutcome) -> str:
+    """One line of advice on a verdict; for a run that did not finish, what stopped it."""
+    if verdict == "false-misses":
+        return ("Gets of keys that were there answered \"not found\" without an exception: code that treats a "
+                "miss as \"compute and set\" does so silently. Check the server's health, not only the reply.")
+    if verdict in ("not-recovered", "slow-recovery"):
+        return (f"Calls still failed {bound_s:g} s after the server was back: lower retry_timeout, or "
+                "recreate clients on ServerDown.")
+    if verdict == "recovered" and figures is not None and figures.ops_failed:
+        return ("Every call failed loudly until the client reconnected: catch pylibmc.Error around cache calls "
+                "and fall back; a lower retry_timeout shortens the window.")
+    if verdict == "recovered":
+        return "Nothing failed: calls waited out the fault and went on."
+    return f"The run did not finish ({worker.message or worker.signal or verdict})."
+
+
 @dataclass(frozen=True)
 class StaleCheck:
+    """One strategy with one behavior set through the fault, judged once: verdict and advice are stored."""
+
     strategy: str
     variant: str
-    behaviors: tuple[tuple[str, int | str], ...]
+    behaviors: Behaviors
     fault: str
-    outcome: WorkerOutcome
-    figures: StaleFigures | None
+    outcome: str  # how its worker ended
+    figures: StaleFigures | None  # None when the fault was not injected
     detail: str
     bound_s: float
+    verdict: str
+    advice: str
 
-    @property
-    def verdict(self) -> str:
-        if self.outcome.outcome != "ok":  # crashed, hung, error, interrupted: the figures are partial
-            return self.outcome.outcome
-        if self.figures is None:
-            return "no-fault"
-        if self.figures.false_misses:
-            return "false-misses"
-        if self.figures.recovery_s is None:
-            return "not-recovered"
-        if self.figures.recovery_s > self.bound_s:
-            return "slow-recovery"
-        return "recovered"
-
-    def advice(self) -> str:
-        verdict, figures = self.verdict, self.figures
-        if verdict == "false-misses":
-            return ("Gets of keys that were there answered \"not found\" without an exception: code that treats a "
-                    "miss as \"compute and set\" does so silently. Check the server's health, not only the reply.")
-        if verdict in ("not-recovered", "slow-recovery"):
-            return (f"Calls still failed {self.bound_s:g} s after the server was back: lower retry_timeout, or "
-                    "recreate clients on ServerDown.")
-        if verdict == "recovered" and figures is not None and figures.ops_failed:
-            return ("Every call failed loudly until the client reconnected: catch pylibmc.Error around cache calls "
-                    "and fall back; a lower retry_timeout shortens the window.")
-        if verdict == "recovered":
-            return "Nothing failed: calls waited out the fault and went on."
-        return f"The run did not finish ({self.outcome.message or self.outcome.signal or verdict})."
+    @classmethod
+    def judged(cls, strategy: str, variant: str, behaviors: Behaviors, fault: str, worker: WorkerOutcome,
+               figures: StaleFigures | None, detail: str, bound_s: float) -> "StaleCheck":
+        """The check of a run that just ended, with its verdict and advice worked out once."""
+        verdict = stale_verdict(worker.outcome, figures, bound_s)
+        return cls(strategy, variant, behaviors, fault, worker.outcome, figures, detail, bound_s, verdict,
+                   stale_advice(verdict, figures, bound_s, worker))
 
     def to_json(self) -> dict[str, Any]:
         figures = self.figures
         data: dict[str, Any] = {"strategy": self.strategy, "behaviors": dict(self.behaviors),
                                 "variant": self.variant, "fault": self.fault, "verdict": self.verdict,
-                                "outcome": self.outcome.outcome, "fault_detail": self.detail,
-                                "recovery_bound_s": self.bound_s, "advice": self.advice()}
+                                "outcome": self.outcome, "fault_detail": self.detail,
+                                "recovery_bound_s": self.bound_s, "advice": self.advice}
         if figures is None:
             return {**data, "false_misses": None, "error_count": None, "errors": {}, "outage_s": None,
                     "recovery_s": None}
         return {**data, **dataclasses.asdict(figures), "error_count": figures.error_count,
                 "ops_failed": figures.ops_failed, "ops_lost": figures.ops_lost}
 
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "StaleCheck":
+        """A saved result, as the object it was written from."""
+        figures = None if row["false_misses"] is None else StaleFigures(**fields_of(StaleFigures, row, True))
+        return cls(str(row["strategy"]), str(row["variant"]), tuple(row["behaviors"].items()), str(row["fault"]),
+                   str(row["outcome"]), figures, str(row["fault_detail"] or ""), float(row["recovery_bound_s"]),
+                   str(row["verdict"]), str(row["advice"]))
+
 
 @dataclass
-class StaleSession:
-    options: StaleOptions
-    servers: tuple[ServerAddress, ...]  # the real servers
-    embedded: EmbeddedServer | None  # restart and idle: the server mcpool started and controls
-    server_version: str = ""
-    started_here: bool = True
-    run_id: str = ""
-    proxies: list[Any] = field(default_factory=list)  # drop and freeze go through these
-    checks: list[StaleCheck] = field(default_factory=list)
-    interrupted: bool = False
-    broken: str = ""  # why the session stopped early: the server could not be started again
+class StaleSession(Session):
+    """One `mcpool check-stale` invocation: each strategy with each behavior set in turn, through the fault."""
 
-    def run(self, listener: RunListener) -> None:
-        runs = {f"{s} · {label}": (s, label, behaviors)
+    KIND = KIND
+    options: StaleOptions
+    controlled: EmbeddedServer | None = None  # restart and idle: the server mcpool started and may restart
+    proxies: list[Any] = field(default_factory=list)  # drop and freeze go through these FaultProxy objects
+    proxy_addresses: tuple[str, ...] = ()  # the proxies' specs, as saved
+
+    def __post_init__(self) -> None:
+        if self.proxies and not self.proxy_addresses:
+            self.proxy_addresses = tuple(proxy.address.spec for proxy in self.proxies)
+
+    def runs(self) -> dict[str, tuple[str, str, Behaviors]]:
+        """Each run's name ("strategy · variant"), with its strategy, variant and behaviors."""
+        return {f"{s} · {label}": (s, label, behaviors)
                 for s in self.options.strategies for label, behaviors in self.options.variants}
 
-        def run_one(name: str) -> bool:
-            strategy, label, behaviors = runs[name]
-            plan = self.plan(strategy, label, behaviors)
-            fault = self.fault(plan)
-            stats = StaleStats()
-            try:
-                outcomes, interrupted = run_workers(plan, listener, stats, driver=fault)
-            finally:
-                self.undo(fault)
-            figures = analyse(stats.total, fault.times) if fault.happened else None
-            self.checks.append(StaleCheck(strategy, label, behaviors, self.options.fault,
-                                          worst_outcome(list(outcomes)), figures, fault.times.detail,
-                                          self.options.recover_within_s))
-            self.broken = getattr(fault, "failure", "")
-            return interrupted or bool(self.broken)
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.runs())
 
-        self.interrupted = run_in_turn(tuple(runs), run_one) and not self.broken
+    def run_one(self, name: str, listener: RunListener) -> bool:
+        strategy, label, behaviors = self.runs()[name]
+        plan = self.plan(strategy, label, behaviors)
+        fault = self.fault(plan)
+        stats = StaleStats()
+        try:
+            outcomes, interrupted = run_workers(plan, listener, stats, driver=fault)
+        finally:
+            self.undo(fault)
+        figures = analyse(stats.total, fault.times) if fault.happened else None
+        self.results.append(StaleCheck.judged(strategy, label, behaviors, self.options.fault,
+                                              worst_outcome(list(outcomes)), figures, fault.times.detail,
+                                              self.options.recover_within_s))
+        self.stopped_early = getattr(fault, "failure", "")
+        return interrupted
 
-    def plan(self, strategy: str, label: str, behaviors: tuple[tuple[str, int | str], ...]) -> RunPlan:
+    def plan(self, strategy: str, label: str, behaviors: Behaviors) -> RunPlan:
         options = self.options
-        targets = [proxy.address for proxy in self.proxies] or list(self.servers)
+        targets = [proxy.address for proxy in self.proxies] or list(self.servers.addresses)
         tag = "".join(c if c.isalnum() else "-" for c in f"{strategy}-{label}")
         return RunPlan(
             strategy=strategy, client=ClientConfig(servers=tuple(t.spec for t in targets), behaviors=behaviors),
-            workload=Workload(keys=options.keys, key_prefix=f"mcpool:{self.run_id}:stale:{tag}:", mix=options.mix),
+            workload=Workload(keys=options.keys, key_prefix=f"{self.key_prefix}stale:{tag}:", mix=options.mix),
             threads=options.threads, duration_s=options.before_s + options.fault_length_s
             + options.recover_within_s + SETTLE_S, warmup_s=0.0,
             hang_timeout_s=options.hang_timeout_s + options.longest_silence_s, import_path=options.import_path,
@@ -168,12 +192,12 @@ class StaleSession:
     def fault(self, plan: RunPlan) -> Fault:
         options = self.options
         if options.fault == "restart":
-            assert self.embedded is not None
+            assert self.controlled is not None
             space = build_key_space(plan.workload)
-            return RestartFault(options.before_s, self.embedded, options.outage_s,
+            return RestartFault(options.before_s, self.controlled, options.outage_s,
                                 dict(zip(space.keys, space.values)), plan.workload.ttl_s)
         if options.fault == "idle":
-            return IdleFault(options.before_s, self.servers[0], options.idle_timeout_s,
+            return IdleFault(options.before_s, self.servers.addresses[0], options.idle_timeout_s,
                              options.idle_timeout_s + IDLE_MAX_WAIT_S)
         if options.fault == "drop":
             return DropFault(options.before_s, self.proxies)
@@ -184,34 +208,47 @@ class StaleSession:
         for proxy in self.proxies:
             proxy.thaw()
         if isinstance(fault, RestartFault) and fault.state == "down":  # Ctrl-C or a crash while it was down
-            assert self.embedded is not None
-            self.embedded.start_again()
+            assert self.controlled is not None
+            self.controlled.start_again()
 
     def comparisons(self) -> list[str]:
         """For each strategy run with several behavior sets: which one shortened the outage."""
         lines = []
         for strategy in self.options.strategies:
-            measured = [c for c in self.checks if c.strategy == strategy and c.figures is not None
+            measured = [c for c in self.results if c.strategy == strategy and c.figures is not None
                         and c.figures.recovery_s is not None]
-            if len(measured) < 2:
-                continue
-            base = measured[0]  # the first variant: libmemcached's defaults, or the user's own behaviors
-            best = min(measured, key=lambda c: c.figures.outage_s)  # type: ignore[union-attr]
-            if best is base or best.figures.outage_s >= base.figures.outage_s:  # type: ignore[union-attr]
-                lines.append(f"{strategy}: no behavior set shortened the outage (with {base.variant}: "
-                             f"{base.figures.outage_s:.2f} s)")  # type: ignore[union-attr]
-            else:
-                lines.append(f"{strategy}: {best.variant} shortened the outage to {best.figures.outage_s:.2f} s "
-                             f"from {base.figures.outage_s:.2f} s with {base.variant}")  # type: ignore[union-attr]
+            if len(measured) >= 2:
+                lines.append(compared_line(strategy, measured[0], min(measured, key=outage)))
         return lines
 
+    def extras(self) -> dict[str, Any]:
+        return {"stopped_early": self.stopped_early or None, "comparisons": self.comparisons()}
+
     def to_json(self) -> dict[str, Any]:
-        options = dataclasses.asdict(self.options)
-        options.pop("import_path")
-        return {"schema": CHECK_SCHEMA, "check": "stale", "mcpool_version": __version__, "run_id": self.run_id,
-                "interrupted": self.interrupted, "stopped_early": self.broken or None,
-                "server": {"addresses": [s.spec for s in self.servers], "embedded": self.started_here,
-                           "version": self.server_version,
-                           "proxies": [p.address.spec for p in self.proxies]},
-                "options": options, "comparisons": self.comparisons(),
-                "results": [check.to_json() for check in self.checks]}
+        document = super().to_json()
+        document["server"] = {**document["server"], "proxies": list(self.proxy_addresses)}
+        return document
+
+
+def outage(check: StaleCheck) -> float:
+    return check.figures.outage_s if check.figures is not None else float("inf")
+
+
+def compared_line(strategy: str, base: StaleCheck, best: StaleCheck) -> str:
+    """Whether the best behavior set shortened the outage of the first (defaults, or the user's own)."""
+    assert base.figures is not None and best.figures is not None
+    if best is base or best.figures.outage_s >= base.figures.outage_s:
+        return (f"{strategy}: no behavior set shortened the outage (with {base.variant}: "
+                f"{base.figures.outage_s:.2f} s)")
+    return (f"{strategy}: {best.variant} shortened the outage to {best.figures.outage_s:.2f} s "
+            f"from {base.figures.outage_s:.2f} s with {base.variant}")
+
+
+def from_json(data: dict[str, Any]) -> StaleSession:
+    """A saved check-stale document as the session that wrote it."""
+    header = StaleSession.header_fields(data)  # first: a document without its header is named by what it lacks
+    known = fields_of(StaleOptions, data["options"])
+    known.pop("import_path", None)
+    proxies = tuple(str(spec) for spec in data["server"].get("proxies") or ())
+    return StaleSession(StaleOptions(**known), **header, proxy_addresses=proxies,
+                        results=[StaleCheck.from_json(row) for row in data["results"]])

@@ -1,0 +1,81 @@
+"""Rich renderables for check-leaks; nothing here prints by itself but `render`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mcpool_cli.checks.leaks.kind import KIND
+from mcpool_cli.checks.leaks.loop import ChurnFigures
+from mcpool_cli.checks.leaks.session import LeakCheck
+from mcpool_cli.report.compare import CheckRow, check_comparison
+
+
+def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[Text]:
+    """What the server and the worker counted; on someone else's server, how much other traffic moved it."""
+    lines = [Text(
+        f"{figures.threads_started:,} threads (at most {figures.concurrency} alive) · server connections: "
+        f"{figures.baseline_connections} before, {figures.peak_connections} at peak, "
+        f"{figures.after_connections} after · {figures.connections_opened:,} opened · {check.leaked} leaked"),
+        Text(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
+             f"{figures.dead_thread_clients} of them taken by threads that are gone; "
+             f"{figures.open_sockets_after} sockets open", style="dim")]
+    if not embedded:
+        lines.append(Text(f"other traffic: curr_connections moved by {figures.baseline_drift:+d} in a quiet "
+                          "half second before the churn; counts may be off by about that much", style="yellow"))
+    return lines
+
+
+def check_report(check: LeakCheck, embedded: bool) -> RenderableType:
+    """The verdict on one strategy, with the connections counted and one line of advice."""
+    head = (Text(check.strategy, style="bold")
+            .append(f" · relinquish {'on' if check.relinquish else 'off'} · ")
+            .append(check.verdict.upper(), style=KIND.style(check.verdict)))
+    parts: list[RenderableType] = [head]
+    if check.figures is not None:
+        parts += figure_lines(check, check.figures, embedded)
+    parts += [Text(check.advice, style="italic"), Text("")]
+    return Group(*parts)
+
+
+def checks_summary(checks: list[LeakCheck]) -> Table:
+    """Every strategy's verdict and connection counts in one table."""
+    table = Table(title="check-leaks", title_justify="left", box=None, pad_edge=False)
+    for name in ("strategy", "relinquish", "verdict", "opened", "leaked", "peak", "after"):
+        table.add_column(name, justify="left" if name in ("strategy", "relinquish", "verdict") else "right")
+    for check in checks:
+        figures = check.figures
+        shown = ("-",) * 3 if figures is None else (
+            f"{figures.connections_opened:,}", f"{figures.peak_connections:,}", f"{figures.after_connections:,}")
+        table.add_row(check.strategy, "on" if check.relinquish else "off",
+                      Text(check.verdict, style=KIND.style(check.verdict)), shown[0], f"{check.leaked:,}", *shown[1:])
+    return table
+
+
+def render(session: Any, console: Any) -> None:
+    """check-leaks' report: each strategy's verdict with its figures, then all of them in one table."""
+    for check in session.results:
+        console.print(check_report(check, session.servers.embedded))
+    if session.results:
+        console.print(checks_summary(session.results))
+
+
+def leak_rows(doc: Any) -> list[CheckRow]:
+    """One comparison row per result of a saved document."""
+    rows = []
+    for check in doc.content.results:
+        figures = check.figures
+        rows.append(CheckRow(doc.label, check.strategy, check.verdict, {
+            "relinquish": "on" if check.relinquish else "off",
+            "leaked": f"{check.leaked:,}",
+            "opened": "-" if figures is None else f"{figures.connections_opened:,}",
+            "peak": "-" if figures is None else f"{figures.peak_connections:,}"}))
+    return rows
+
+
+def compare(docs: list[Any]) -> RenderableType:
+    """check-leaks results of several files side by side; what changed is told by leaked and opened."""
+    return check_comparison(KIND, docs, leak_rows, ("leaked", "opened"))

@@ -1,0 +1,116 @@
+"""Rich renderables for check-stale: the report of a session, and saved documents side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from mcpool_cli.checks.stale.analysis import StaleFigures
+from mcpool_cli.checks.stale.kind import KIND
+from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
+from mcpool_cli.report.compare import CheckRow, check_comparison
+from mcpool_cli.units import format_seconds
+
+COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
+LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
+          "that success after the server was usable again")
+TOLD = ("recovery", "outage", "false misses")  # what `mcpool compare` says changed, in this order
+
+
+def render(session: StaleSession, console: Any) -> None:
+    """Print the report of a session, and why it stopped early when it did."""
+    console.print(report(session))
+    if session.stopped_early:
+        console.print(f"[bold red]stopped early:[/] {session.stopped_early}")
+
+
+def report(session: StaleSession) -> RenderableType:
+    """The results table, each run's notes, the advice, the behavior comparisons and the legend."""
+    checks = session.results
+    notes = [note for check in checks for note in check_notes(check)]
+    advice = list(dict.fromkeys(check.advice for check in checks))
+    parts = [results_table(session), Text(""), *notes, *(Text(line, style="italic") for line in advice)]
+    comparisons = session.comparisons()
+    if comparisons:
+        parts += [Text(""), Text("Behaviors compared:", style="bold"), *(Text("  " + line) for line in comparisons)]
+    parts.append(Text(LEGEND, style="dim"))
+    return Group(*parts)
+
+
+def results_table(session: StaleSession) -> Table:
+    """A row per run; with behaviors compared, a strategy heading over a row per behavior set."""
+    options = session.options
+    compared = len(options.variants) > 1
+    title = f"check-stale · fault {options.fault} · {options.threads} threads × {options.rate:g} ops/s"
+    if not compared:
+        title += f" · behaviors: {options.variants[0][0]}"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("behaviors" if compared else "strategy", ratio=1)
+    for name in COLUMNS:
+        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
+    checks = session.results
+    for index, check in enumerate(checks):
+        if compared and (index == 0 or checks[index - 1].strategy != check.strategy):
+            table.add_row(Text(check.strategy, style="bold"))
+        table.add_row(f"  {check.variant}" if compared else check.strategy,
+                      Text(check.verdict, style=KIND.style(check.verdict)), *figure_cells(check.figures))
+    return table
+
+
+def figure_cells(figures: StaleFigures | None) -> list[str]:
+    """false misses, errors, outage, recovery and the longest op; dashes when the fault was not injected."""
+    if figures is None:
+        return ["-"] * 5
+    return [f"{figures.false_misses:,}", f"{figures.error_count:,}", format_seconds(figures.outage_s),
+            format_seconds(figures.recovery_s), format_seconds(figures.longest_op_s)]
+
+
+def check_notes(check: StaleCheck) -> list[RenderableType]:
+    """What the fault did to one run, then its ops, errors and unverified misses, indented."""
+    title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
+    heading = title.append(check.detail or "the fault was not injected", style="dim")
+    figures = check.figures
+    if figures is None:
+        return [heading]
+    return [heading, *(Padding(note, (0, 0, 0, 2)) for note in figure_notes(figures))]
+
+
+def figure_notes(figures: StaleFigures) -> list[Text]:
+    """Ops due, ok, failed and lost; errors by class; misses that may be real."""
+    first = ("" if figures.first_failure_s is None else
+             f"; first failed or stalled op +{format_seconds(figures.first_failure_s)}")
+    notes = [Text(f"ops: {figures.ops_scheduled + figures.ops_skipped:,} due, {figures.ops_ok:,} ok, "
+                  f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)" + first)]
+    if figures.errors:
+        errors = sorted(figures.errors.items(), key=lambda item: -item[1])
+        notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
+    if figures.unverified_misses:
+        notes.append(Text(f"{figures.unverified_misses} misses while the keys were being written back to the "
+                          "new server: real ones, not counted", style="yellow"))
+    return notes
+
+
+# ---------------------------------------------------------------- saved documents side by side (mcpool compare)
+
+
+def stale_rows(doc: Any) -> list[CheckRow]:
+    """A row per result of a saved document, keyed by strategy (and behavior set when they were compared)."""
+    rows = []
+    for check in doc.content.results:
+        figures = check.figures
+        key = f"{check.strategy} · {check.variant}" if doc.content.options.compare_behaviors else check.strategy
+        rows.append(CheckRow(doc.label, key, check.verdict, {
+            "false misses": "-" if figures is None else f"{figures.false_misses:,}",
+            "errors": "-" if figures is None else f"{figures.error_count:,}",
+            "outage": "-" if figures is None else format_seconds(figures.outage_s),
+            "recovery": "-" if figures is None else format_seconds(figures.recovery_s)}))
+    return rows
+
+
+def compare(docs: list[Any]) -> RenderableType:
+    """Saved check-stale documents side by side: verdicts, key figures, and what changed."""
+    return check_comparison(KIND, docs, stale_rows, TOLD)

@@ -1,0 +1,138 @@
+"""check-leaks without memcached: the snapshot codec, judged checks and whole sessions through their JSON."""
+
+import dataclasses
+import json
+
+import pytest
+from rich.console import Console
+
+from mcpool_cli.checks.leaks.command import validate
+from mcpool_cli.checks.leaks.loop import ChurnFigures, progress_message
+from mcpool_cli.checks.leaks.render import checks_summary, render
+from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakCheck, LeakOptions, LeakSession, LeakStats, from_json
+from mcpool_cli.engine.outcomes import WorkerOutcome
+from mcpool_cli.engine.server import parse_server
+from mcpool_cli.engine.session import Servers
+from mcpool_cli.errors import UsageProblem
+
+ROW_FIELDS = {"strategy", "relinquish", "verdict", "leaked_connections", "outcome", "advice"}
+
+
+def figures(**changes) -> ChurnFigures:
+    base = dict(threads_started=100, concurrency=10, baseline_connections=5, baseline_drift=0, peak_connections=15,
+                after_connections=5, connections_opened=3, standing_clients=0, held_by_pool=0,
+                dead_thread_clients=0, open_sockets_after=1)
+    return ChurnFigures(**{**base, **changes})
+
+
+def checks() -> list[LeakCheck]:
+    return [LeakCheck.judged("fifo", True, WorkerOutcome(), figures()),
+            LeakCheck.judged("thread-mapped", False, WorkerOutcome(), figures(after_connections=12,
+                                                                              dead_thread_clients=4)),
+            LeakCheck.judged("x.y:pool", True, WorkerOutcome("crashed", signal="SIGSEGV"), None)]
+
+
+def session() -> LeakSession:
+    options = LeakOptions(strategies=("fifo", "thread-mapped", "x.y:pool"), churn=100, concurrency=10)
+    servers = Servers((parse_server("127.0.0.1:11311"),), False, "1.6.21")
+    return LeakSession(options, servers, finished_at="2026-01-01T00:00:01+00:00", results=checks())
+
+
+def test_figures_travel_as_a_snapshot_message():
+    sent = figures(peak_connections=17, baseline_drift=-2)
+    assert ChurnFigures.from_message(sent.to_message()) == sent
+    assert ChurnFigures.from_message(progress_message(20)) is None
+    stats = LeakStats()
+    for message in (progress_message(20), sent.to_message(), progress_message(0)):
+        stats.add_snapshot(json.loads(json.dumps(message)))
+    assert stats.figures == sent and stats.ok_ops() == 21
+
+
+def test_checks_are_judged_once():
+    clean, leak, crashed = checks()
+    assert (clean.verdict, clean.leaked, clean.outcome) == ("clean", 0, "ok")
+    assert (leak.verdict, leak.leaked) == ("leak", 7) and "relinquish()" in leak.advice
+    assert (crashed.verdict, crashed.leaked, crashed.figures) == ("crashed", 0, None)
+    assert crashed.advice == "The churn did not finish (SIGSEGV)."
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_a_check_round_trips_through_its_json(index):
+    check = checks()[index]
+    row = json.loads(json.dumps(check.to_json()))
+    assert LeakCheck.from_json(row) == check
+    figure_fields = set(figures().to_json()) if check.figures else set()
+    assert set(row) == ROW_FIELDS | figure_fields
+
+
+def test_a_saved_check_keeps_its_judgement():
+    row = {**checks()[0].to_json(), "verdict": "leak", "leaked_connections": 3, "advice": "as saved"}
+    loaded = LeakCheck.from_json(row)
+    assert (loaded.verdict, loaded.leaked, loaded.advice) == ("leak", 3, "as saved")
+
+
+def test_damaged_figures_are_refused():
+    with pytest.raises(TypeError, match="peak_connections"):
+        LeakCheck.from_json({**checks()[0].to_json(), "peak_connections": "many"})
+    with pytest.raises(KeyError):
+        LeakCheck.from_json({k: v for k, v in checks()[0].to_json().items() if k != "held_by_pool"})
+
+
+def test_a_session_round_trips_through_its_json():
+    written = session()
+    document = json.loads(json.dumps(written.to_json()))
+    assert (document["schema"], document["check"]) == ("mcpool.check/1", "leaks")
+    assert "import_path" not in document["options"]
+    loaded = from_json(document)
+    assert isinstance(loaded, LeakSession)
+    assert loaded.options == dataclasses.replace(written.options, import_path=())
+    assert loaded.servers == written.servers
+    assert loaded.results == written.results
+    assert (loaded.run_id, loaded.started_at, loaded.finished_at, loaded.interrupted) == (
+        written.run_id, written.started_at, written.finished_at, written.interrupted)
+    assert json.loads(json.dumps(loaded.to_json())) == document
+
+
+def test_exit_code_follows_the_good_verdicts():
+    assert session().exit_code() == 1
+    passed = session()
+    passed.results = passed.results[:1]
+    assert passed.exit_code() == 0
+
+
+def test_validate_expands_the_default_and_checks_the_hang_timeout():
+    params = dict(strategies=(), churn=50, concurrency=5, relinquish=False, hang_timeout_s=10.0)
+    options = validate(params)
+    assert options.strategies == LEAK_DEFAULT and options.churn == 50 and not options.relinquish
+    assert validate({**params, "strategies": ("all",)}).strategies[0] == "shared"
+    with pytest.raises(UsageProblem, match="--hang-timeout"):
+        validate({**params, "hang_timeout_s": 0.1})
+
+
+def test_render_prints_each_check_then_the_table():
+    console = Console(record=True, width=200)
+    render(session(), console)
+    text = console.export_text()
+    assert "fifo · relinquish on · CLEAN" in text and "other traffic" in text
+    assert "The churn did not finish (SIGSEGV)." in text
+    table = text.split("\ncheck-leaks", 1)[1]
+    rows = [line.split() for line in table.splitlines() if line.startswith(("fifo ", "thread-mapped ", "x.y:pool "))]
+    assert rows == [["fifo", "on", "clean", "3", "0", "15", "5"], ["thread-mapped", "off", "leak", "3", "7", "15", "12"],
+                    ["x.y:pool", "on", "crashed", "-", "0", "-", "-"]]
+    assert checks_summary([]).row_count == 0
+
+
+def test_compare_tells_what_changed_in_leaked_and_opened():
+    from mcpool_cli.checks.leaks.kind import KIND
+    from mcpool_cli.checks.leaks.render import compare
+    from mcpool_cli.report.saved import SavedDocument
+
+    before = session().to_json()
+    after = json.loads(json.dumps(before))
+    after["results"][0].update(verdict="leak", leaked_connections=3, connections_opened=9)
+    docs = [SavedDocument(label, KIND, data, from_json(data), ()) for label, data in (("a", before), ("b", after))]
+    console = Console(record=True, width=200)
+    console.print(compare(docs))
+    text = console.export_text()
+    assert "  fifo: leaked 0 → 3, opened 3 → 9, verdict clean → leak" in text
+    assert "  thread-mapped: no change (leak)" in text

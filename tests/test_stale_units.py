@@ -1,0 +1,120 @@
+"""check-stale without memcached: verdicts judged once, results and sessions read back as written."""
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from mcpool_cli.checks.stale.analysis import StaleFigures
+from mcpool_cli.checks.stale.command import check_stale, validate
+from mcpool_cli.checks.stale.loop import StaleBatch
+from mcpool_cli.checks.stale.render import render
+from mcpool_cli.checks.stale.session import StaleCheck, StaleOptions, StaleSession, from_json
+from mcpool_cli.commandkit import split_params
+from mcpool_cli.engine.outcomes import WorkerOutcome
+from mcpool_cli.engine.server import parse_server
+from mcpool_cli.engine.session import Servers
+from mcpool_cli.errors import UsageProblem
+
+
+def figures(**changed) -> StaleFigures:
+    base = dict(false_misses=0, false_miss_ops=0, unverified_misses=1, errors={"ServerDown": 12}, wrong_values=0,
+                ops_scheduled=400, ops_ok=380, ops_skipped=8, outage_s=1.25, recovery_s=0.4, longest_op_s=0.05,
+                first_failure_s=0.002)
+    return StaleFigures(**{**base, **changed})
+
+
+def check(strategy="fifo", variant="defaults", worker=WorkerOutcome(), bound_s=5.0, **changed) -> StaleCheck:
+    found = None if changed.pop("no_fault", False) else figures(**changed)
+    return StaleCheck.judged(strategy, variant, (("retry_timeout", 1),), "drop", worker, found,
+                             "the proxy closed 4 client connections at once", bound_s)
+
+
+def test_verdict_and_advice_are_judged_once():
+    assert check().verdict == "recovered" and "failed loudly" in check().advice
+    assert check(errors={}).advice == "Nothing failed: calls waited out the fault and went on."
+    assert check(false_misses=4, false_miss_ops=1).verdict == "false-misses"
+    assert check(recovery_s=None).verdict == "not-recovered"
+    assert check(recovery_s=6.0).verdict == "slow-recovery" and "5 s after the server was back" in check(
+        recovery_s=6.0).advice
+    assert check(no_fault=True).verdict == "no-fault"
+    hung = check(worker=WorkerOutcome("hung", message="no progress for 10 s"))
+    assert (hung.verdict, hung.outcome) == ("hung", "hung")
+    assert hung.advice == "The run did not finish (no progress for 10 s)."
+
+
+@pytest.mark.parametrize("made", [check(), check(no_fault=True), check(worker=WorkerOutcome("crashed", "SIGSEGV")),
+                                  check(false_misses=4, false_miss_ops=1, first_failure_s=None)])
+def test_a_check_reads_back_as_written(made):
+    assert StaleCheck.from_json(made.to_json()) == made
+    assert StaleCheck.from_json(json.loads(json.dumps(made.to_json()))) == made
+
+
+def test_a_check_writes_the_fields_it_always_wrote():
+    row = check().to_json()
+    assert {"strategy", "behaviors", "variant", "fault", "verdict", "outcome", "fault_detail", "recovery_bound_s",
+            "advice", "error_count", "ops_failed", "ops_lost", "false_misses", "outage_s"} <= set(row)
+    assert row["behaviors"] == {"retry_timeout": 1} and row["error_count"] == 12 and row["ops_lost"] == 20
+    assert check(no_fault=True).to_json()["false_misses"] is None
+
+
+def session() -> StaleSession:
+    options = StaleOptions(strategies=("fifo", "per-thread"), fault="drop", compare_behaviors=True,
+                           behaviors=(("tcp_nodelay", 1),), mix=(("get", 3), ("set", 1)))
+    results = [check(variant="tcp_nodelay=1"), check(variant="tcp_nodelay=1+retry_timeout=1", outage_s=0.5),
+               check("per-thread", worker=WorkerOutcome("interrupted"))]
+    return StaleSession(options, Servers((parse_server("127.0.0.1:11311"),), False, "1.6.21"), run_id="ab12cd34",
+                        proxy_addresses=("127.0.0.1:40001",), results=results, stopped_early="port taken",
+                        interrupted=False)
+
+
+def test_a_session_reads_back_as_written():
+    written = session()
+    document = json.loads(json.dumps(written.to_json()))
+    assert document["server"] == {"addresses": ["127.0.0.1:11311"], "embedded": False, "version": "1.6.21",
+                                  "proxies": ["127.0.0.1:40001"]}
+    assert document["stopped_early"] == "port taken" and document["check"] == "stale"
+    assert document["comparisons"] == ["fifo: tcp_nodelay=1+retry_timeout=1 shortened the outage to 0.50 s "
+                                       "from 1.25 s with tcp_nodelay=1"]
+    assert "import_path" not in document["options"]
+    read = from_json(document)
+    assert read.options == written.options and read.servers == written.servers
+    assert read.results == written.results and read.proxy_addresses == written.proxy_addresses
+    assert (read.run_id, read.stopped_early, read.interrupted) == ("ab12cd34", "port taken", False)
+    assert json.loads(json.dumps(read.to_json())) == document
+
+
+def test_batches_cross_the_pipe_unchanged():
+    batch = StaleBatch(ok=5, scheduled=7, skipped=1, ok_ms={1001: 3, 1002: 2}, fail_ms={1003: 1},
+                       errors={"ServerDown": 1}, misses=[(10, 20), (10, 20)], slow=[(5, 60_000_005)], wrong=1,
+                       max_op_ns=60_000_000)
+    assert StaleBatch.from_message(batch.to_message()) == batch
+    assert StaleBatch.from_message(json.loads(json.dumps(batch.to_message()))) == batch
+
+
+def params(*args: str) -> tuple[tuple, dict]:
+    servers, _, own = split_params(check_stale.make_context("check-stale", list(args)).params)
+    return servers, own
+
+
+def test_validate_is_pure_and_checks_everything(monkeypatch):
+    monkeypatch.delenv("MCPOOL_SERVERS", raising=False)
+    options = validate(params("--fault", "drop", "--behavior", "retry_timeout=1")[1])
+    assert options.strategies == ("fifo", "thread-mapped", "per-thread") and options.behaviors == (("retry_timeout", 1),)
+    servers, own = params("-s", "127.0.0.1:11211", "--fault", "idle")
+    with pytest.raises(UsageProblem, match="--fault idle needs the memcached mcpool starts itself"):
+        validate(own, servers)
+    with pytest.raises(UsageProblem, match="--behavior"):
+        validate(params("--compare-behaviors", "--behavior", "retry_timeout=0")[1])
+    with pytest.raises(UsageProblem, match="only reads can show a false miss"):
+        validate(params("--mix", "set=1")[1])
+
+
+def test_the_report_says_why_it_stopped_early():
+    console = Console(file=io.StringIO(), width=160)
+    render(session(), console)
+    out = console.file.getvalue()
+    assert "check-stale · fault drop · 8 threads × 200 ops/s" in out and "Behaviors compared:" in out
+    assert "per-thread · defaults: the proxy closed 4 client connections at once" in out
+    assert "errors: ServerDown 12" in out and out.rstrip().endswith("stopped early: port taken")
