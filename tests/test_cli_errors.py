@@ -1,7 +1,11 @@
 """Bad input and unusable environments: exit 2, one line, no traceback, no load."""
 
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
+from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
 from tests.conftest import run_mcpool
@@ -38,9 +42,20 @@ def one_line_error(result, *fragments):
     (["--json", "/no/such/folder/r.json"], ["--json", "does not exist"]),
     (["--json", "/tmp"], ["is a folder"]),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, fragments):
-    one_line_error(run_mcpool("bench", "--duration", "1s", *args) if "--duration" not in args
-                   else run_mcpool("bench", *args), *fragments)
+def test_bad_input_is_one_line_and_exit_2(args, fragments, monkeypatch):
+    monkeypatch.chdir(Path(__file__).parent)  # custom strategies import from the current folder
+    one_line_error(in_process("bench", "--duration", "1s", *args) if "--duration" not in args
+                   else in_process("bench", *args), *fragments)
+
+
+def in_process(*args: str) -> SimpleNamespace:
+    """mcpool run in this process (click's CliRunner), as a finished process looks: exit code and streams."""
+    result = CliRunner().invoke(cli, list(args))
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def test_the_real_exit_path_is_one_line_and_exit_2():
+    one_line_error(run_mcpool("bench", "--duration", "1s", "--behavior", "bogus=1"), "--behavior", "bogus")
 
 
 def test_missing_memcached_says_how_to_install(tmp_path):
@@ -55,8 +70,6 @@ def test_bad_servers_in_environment(monkeypatch):
 
 
 def test_every_command_has_help_with_an_example():
-    from click.testing import CliRunner
-
     for name, command in cli.commands.items():
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0
