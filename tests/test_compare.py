@@ -29,7 +29,8 @@ def saved(tmp_path_factory, memcached):
         "b": ["bench", *server, *BENCH, "--threads", "3", "--strategy", "fifo"],
         "races": ["check-races", *server, "--strategy", "per-thread", "--trials", "1", "--duration", "200ms",
                   "--quiet"],
-        "leaks": ["check-leaks", *server, "--strategy", "fifo", "--churn", "10", "--concurrency", "2", "--quiet"],
+        "leaks": ["check-leaks", *server, "--strategy", "fifo", "--strategy", "per-thread", "--churn", "10",
+                  "--concurrency", "2", "--quiet"],
         "stale": ["check-stale", *server, "--fault", "drop", "--strategy", "per-thread", "--before", "100ms",
                   "--recover-within", "500ms", "--quiet"],
     }
@@ -78,7 +79,7 @@ def test_report_closes_with_the_thresholds_and_exits_0_when_one_failed(saved):
     assert result.stdout.rstrip().splitlines()[-1].startswith("✗  ops_per_s>1000000000  per-thread")
 
 
-def test_report_adds_a_table_to_check_leaks(saved):
+def test_check_leaks_of_several_strategies_ends_with_a_table(saved):
     result = mcpool("report", saved["leaks"][0])
     row = next(line for line in result.stdout.splitlines() if line.startswith("fifo ") and "clean" in line)
     assert row.split()[:3] == ["fifo", "on", "clean"]

@@ -56,10 +56,10 @@ def checks_summary(checks: list[LeakCheck]) -> Table:
 
 
 def render(session: Any, console: Any) -> None:
-    """check-leaks' report: each strategy's verdict with its figures, then all of them in one table."""
+    """check-leaks' report: each strategy's verdict with its figures, then, for several, all of them in one table."""
     for check in session.results:
         console.print(check_report(check, session.servers.embedded))
-    if session.results:
+    if len(session.results) > 1:
         console.print(checks_summary(session.results))
 
 
