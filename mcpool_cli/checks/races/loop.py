@@ -62,11 +62,14 @@ class RaceBatch:
         if self.first_anomaly_ns is None:
             self.first_anomaly_ns = elapsed_ns
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append({"kind": kind, "key": key, "expected": expected, "got": as_text(got)})
+            self.examples.append({"kind": kind, "key": key, "expected": expected, "got": as_text(got)})  # type: ignore[dict-item]
 
 
-def as_text(got: object) -> str:
-    """A reply as text, like `expected`: bytes decoded (undecodable bytes escaped), cut at 80 characters."""
+def as_text(got: object) -> str | None:
+    """A reply as text, like `expected`: bytes decoded (undecodable bytes escaped), cut at 80 characters;
+    None (JSON null) for a miss."""
+    if got is None:
+        return None
     if isinstance(got, bytes):
         return got[:80].decode("utf-8", "backslashreplace")
     return got[:80] if isinstance(got, str) else repr(got)

@@ -79,7 +79,7 @@ class Trial:
     def from_json(cls, trial: dict[str, Any]) -> "Trial":
         stats = RaceStats(completed=int(trial["ops"]), checked=int(trial["checked"]),
                           anomalies=counts(trial["anomalies"]), errors=counts(trial["errors"]),
-                          examples=[{str(k): str(v) for k, v in e.items()} for e in trial.get("examples") or ()],
+                          examples=[{str(k): (None if v is None else str(v)) for k, v in e.items()} for e in trial.get("examples") or ()],
                           first_anomaly_s=trial["first_anomaly_s"])
         outcome = WorkerOutcome(**fields_of(WorkerOutcome, trial))
         return cls(int(trial["trial"]), outcome, stats, int(trial["evictions"]), bool(trial["flushed"]))
@@ -212,7 +212,7 @@ class StrategyCheck(TrialFigures):
     def from_json(cls, r: dict[str, Any]) -> "StrategyCheck":
         return cls(str(r["strategy"]), tuple(Trial.from_json(t) for t in r["trials"]), str(r["verdict"]),
                    int(r["trials_affected"]), str(r["summary"]), str(r["advice"]),
-                   tuple({str(k): str(v) for k, v in e.items()} for e in r["examples"]))
+                   tuple({str(k): (None if v is None else str(v)) for k, v in e.items()} for e in r["examples"]))
 
 
 def server_marks(servers: tuple[ServerAddress, ...]) -> tuple[int, int, tuple[str, ...]]:
