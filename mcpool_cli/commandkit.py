@@ -48,8 +48,6 @@ class Outputs:
         check_json_target(self.junit_path, "--junit")
         if self.junit_path == "-":
             raise UsageProblem("--junit needs a file name")
-        if self.json_path and self.json_path == self.junit_path:
-            raise UsageProblem(f"--json and --junit name the same file {self.json_path}: one would overwrite the other")
         check_metrics(self.thresholds, kind)
 
 
@@ -146,21 +144,28 @@ def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[
     from rich.console import Console
 
     from mcpool_cli.report import junit
-    from mcpool_cli.report.thresholds import evaluate
 
     progress = make_progress(env, outputs.quiet)
     try:
         session.run(progress)
     finally:
         progress.close()
-        document = session.to_json()
-        if outputs.thresholds:
-            document["thresholds"] = evaluate(document, outputs.thresholds)
+        document = judged_document(session, outputs)
         if outputs.json_path:
             write_json(outputs.json_path, document, env)
         if outputs.junit_path:
             write_atomically(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report")
     return document, Console(file=env.stderr if outputs.json_path == "-" else env.stdout)
+
+
+def judged_document(session: Any, outputs: Outputs) -> dict[str, Any]:
+    """The session's document, with its thresholds judged on it."""
+    from mcpool_cli.report.thresholds import evaluate
+
+    document = session.to_json()
+    if outputs.thresholds:
+        document["thresholds"] = evaluate(document, outputs.thresholds)
+    return document
 
 
 def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -5,7 +5,8 @@ A kind lives in one folder, with the same file names for the same jobs:
     kind.py     its declaration (KIND): command, schema, metrics, good verdicts and styles, worker modes
     loop.py     worker side: what its threads run, and the snapshot messages they send (MODES)
     session.py  parent side: options, the session that runs the workers, its JSON document and `from_json`
-    render.py   rich renderables of its report (`render`) and of saved documents side by side (`compare`)
+    render.py   rich renderables of its report (`render`; `saved=True` for `mcpool report`) and of saved
+                documents side by side (`compare`)
     command.py  the click command: `validate(params) -> options`, then `start(options, ...)` a session
 
 thresholds, JUnit, report, compare, scenarios and the worker host ask the registry, never a kind by name.

@@ -79,7 +79,7 @@ def test_report_closes_with_the_thresholds_and_exits_0_when_one_failed(saved):
     assert result.stdout.rstrip().splitlines()[-1].startswith("✗  ops_per_s>1000000000  per-thread")
 
 
-def test_check_leaks_of_several_strategies_ends_with_a_table(saved):
+def test_report_adds_a_table_to_check_leaks(saved):
     result = mcpool("report", saved["leaks"][0])
     row = next(line for line in result.stdout.splitlines() if line.startswith("fifo ") and "clean" in line)
     assert row.split()[:3] == ["fifo", "on", "clean"]

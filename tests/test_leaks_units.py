@@ -109,9 +109,9 @@ def test_validate_expands_the_default_and_checks_the_hang_timeout():
         validate({**params, "hang_timeout_s": 0.1})
 
 
-def test_render_prints_each_check_then_the_table():
+def test_report_prints_each_check_then_the_table():
     console = Console(record=True, width=200)
-    render(session(), console)
+    render(session(), console, saved=True)
     text = console.export_text()
     assert "fifo · relinquish on · CLEAN" in text and "other traffic" in text
     assert "The churn did not finish (SIGSEGV)." in text
@@ -136,3 +136,10 @@ def test_compare_tells_what_changed_in_leaked_and_opened():
     text = console.export_text()
     assert "  fifo: leaked 0 → 3, opened 3 → 9, verdict clean → leak" in text
     assert "  thread-mapped: no change (leak)" in text
+
+
+def test_the_command_prints_no_table_report_does():
+    live, saved = Console(record=True, width=200), Console(record=True, width=200)
+    render(session(), live)
+    render(session(), saved, saved=True)
+    assert "\ncheck-leaks" not in live.export_text() and "\ncheck-leaks" in saved.export_text()

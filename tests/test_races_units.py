@@ -93,7 +93,7 @@ def test_a_judged_check_and_its_session_load_back_as_they_were_written():
     examples = [{"kind": "other_key", "key": "k1", "expected": "k1|3|1|", "got": "k2|4|9|"}]
     stats = RaceStats(completed=300, checked=200, anomalies=Counter(other_key=2), errors=Counter(ServerDown=1),
                       examples=examples, first_anomaly_s=0.0125)
-    crashed = WorkerOutcome("crashed", "SIGABRT", "double free or corruption (out)", None, 0.4, 0.9)
+    crashed = WorkerOutcome("crashed", "SIGABRT", "double free or corruption (out)", None, lifetime_s=0.9)
     check = StrategyCheck.judged("shared", (Trial(1, crashed, stats, 0), Trial(2, WorkerOutcome(), RaceStats(), 0)))
     assert check.verdict == "crashed" and "SIGABRT" in check.summary and check.advice
     assert StrategyCheck.from_json(check.to_json()) == check
@@ -116,3 +116,13 @@ def test_seed_drives_the_order_of_keys_a_thread_visits():
 
     assert order(1) == order(1) and order(1) != order(2)
     assert sorted(order(1)[1]) == list(range(64))
+
+
+def test_examples_saved_before_got_was_text_read_back_as_replies():
+    from mcpool_cli.checks.races.session import example_from_json
+
+    old = {"kind": "other_key", "key": "k1", "expected": "k1|3|1|", "got": "b'k2|4|9|'"}
+    assert example_from_json(old)["got"] == "k2|4|9|"
+    assert example_from_json({**old, "got": "None"})["got"] is None
+    assert example_from_json({**old, "got": None})["got"] is None
+    assert example_from_json({**old, "got": "Error: error 21 from memcached_get"})["got"].startswith("Error: ")

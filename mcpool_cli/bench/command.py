@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpool_cli.bench.kind import KIND, RESULT_SCHEMA
-from mcpool_cli.bench.session import BenchOptions, BenchSession, check_options, dataset_mb, resolve_mix
 from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
-from mcpool_cli.engine.prechecks import check_client, expand_strategies
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.session import connect
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX, RATIO, VALUE_SIZE
+
+if TYPE_CHECKING:  # the session and its checks load with the command's first call, not with `mcpool --help`
+    from mcpool_cli.bench.session import BenchOptions, BenchSession
 
 
 @click.command()
@@ -43,9 +43,10 @@ from mcpool_cli.options import BEHAVIOR, DURATION, MIX, RATIO, VALUE_SIZE
                    "get=5,set=2,delete=1,get_multi=2; instead of --ratio. After a delete, gets miss until a set.")
 @click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True,
               help="How keys are picked: uniform, or zipf (a few hot keys: key k with weight 1/(k+1)^s).")
-@click.option("--zipf-s", "zipf_s", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--zipf-s", "zipf_s", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              callback=lambda ctx, param, value: None if given_by_default(ctx, param) else value,
               help="The zipf exponent s: above 0, higher is more skewed (1.0 puts ~10% of 10,000 keys' picks "
-                   "on the hottest). Needs --distribution zipf.  [default: 1.0]")
+                   "on the hottest). Needs --distribution zipf.")
 @click.option("--binary", is_flag=True, help="Use memcached's binary protocol.")
 @click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
               help="A pylibmc behavior KEY=VALUE, e.g. tcp_nodelay=1 or retry_timeout=1. Repeatable.")
@@ -68,8 +69,16 @@ def bench(ctx: click.Context, **params: Any) -> None:
     run_command(ctx, KIND, params)
 
 
+def given_by_default(ctx: click.Context, param: click.Parameter) -> bool:
+    """Whether the user left an option out (validate tells a default --zipf-s from one given without zipf)."""
+    return ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.DEFAULT
+
+
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> BenchOptions:
     """bench's options from its click params, checked whole before any load."""
+    from mcpool_cli.bench.session import BenchOptions, check_options, resolve_mix
+    from mcpool_cli.engine.prechecks import expand_strategies
+
     settings = dict(params)
     if settings["distribution"] != "zipf" and settings["zipf_s"] is not None:
         raise UsageProblem("--zipf-s applies to --distribution zipf only: add --distribution zipf")
@@ -84,6 +93,10 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
 
 def start(options: BenchOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> BenchSession:
     """Connect (starting memcached when no server is given); the session, ready to run."""
+    from mcpool_cli.bench.session import BenchSession, dataset_mb
+    from mcpool_cli.engine.prechecks import check_client
+    from mcpool_cli.engine.session import connect
+
     session = BenchSession(options, connect(servers, dataset_mb(options), enter))
     check_client(session.servers.addresses, options.binary, options.behaviors)
     return session

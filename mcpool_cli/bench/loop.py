@@ -22,7 +22,7 @@ from typing import Any, Callable
 from mcpool_cli.engine.histograms import decode_ns, encode_ns
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy
-from mcpool_cli.engine.worker import Emitter, Prepared, prepare_key_space
+from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, prepare_key_space, start_load_threads
 from mcpool_cli.engine.workload import (DELETE, GET, GET_MULTI, OP_NAMES, SCHEDULE_LENGTH, SET, KeySpace,
                                         build_schedule, classify_get, multi_keys)
 
@@ -359,22 +359,12 @@ def merge_batches(batches: list[Batch]) -> Batch:
 def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
                   sink: Callable[[Batch], None], emitter: Emitter) -> list[threading.Thread]:
     run = plan.run
-    threads = []
-    for index in range(run.threads):
-        token = plan.worker_index * run.threads + index  # never reused within a run
+
+    def body_for(token: int) -> Callable[[], None]:
         schedule = build_schedule(run.workload, token)
+        return lambda: run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
 
-        def body(schedule: list[tuple[int, int]] = schedule, token: int = token) -> None:
-            try:
-                run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
-                strategy.thread_done()
-            except BaseException as exc:  # a strategy that kills its thread makes the run an error
-                emitter.send({"type": "error", "message": f"load thread {token} died: {type(exc).__name__}: {exc}"})
-
-        thread = threading.Thread(target=body, name=f"mcpool-load-{token}", daemon=True)
-        thread.start()
-        threads.append(thread)
-    return threads
+    return start_load_threads(plan, strategy, emitter, body_for)
 
 
 def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -> Callable[[Batch], None]:
@@ -390,12 +380,7 @@ def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -
 
 
 def drain(sink: queue.SimpleQueue) -> Batch:
-    batches = []
-    while True:
-        try:
-            batches.append(sink.get_nowait())
-        except queue.Empty:
-            return merge_batches(batches)
+    return merge_batches(drain_all(sink))
 
 
 def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, timing: LoopTiming,

@@ -174,7 +174,7 @@ def workload_words(options: Any) -> str:
     return f"{keys} · mix {','.join(f'{op}={weight}' for op, weight in options.mix)}"
 
 
-def render(session: Any, console: Any) -> None:
+def render(session: Any, console: Any, saved: bool = False) -> None:
     """bench's report: the header line, each run, and the runs side by side."""
     servers = session.servers
     where = "embedded memcached" if servers.embedded else "memcached"

@@ -100,6 +100,8 @@ class BenchSession(Session):
     """One `mcpool bench` invocation: each strategy in turn against the same servers."""
 
     KIND = KIND
+    OPTIONS = BenchOptions
+    RESULT = RunResult
     options: BenchOptions
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
@@ -107,18 +109,14 @@ class BenchSession(Session):
         self.results.append(execute(plan, listener))
         return self.results[-1].interrupted
 
+    @classmethod
+    def options_from_json(cls, data: dict[str, Any]) -> BenchOptions:
+        """Options as saved; a document written before --mix has only the ratio, which was the mix."""
+        known = fields_of(BenchOptions, data)
+        known.pop("import_path", None)
+        if "mix" not in known and known.get("ratio"):
+            known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
+        return BenchOptions(**known)
 
-def bench_options(options: dict[str, Any]) -> BenchOptions:
-    """Options as saved; a document written before --mix has only the ratio, which was the mix."""
-    known = fields_of(BenchOptions, options)
-    known.pop("import_path", None)
-    if "mix" not in known and known.get("ratio"):
-        known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
-    return BenchOptions(**known)
 
-
-def from_json(data: dict[str, Any]) -> BenchSession:
-    """A saved bench document as the session that wrote it."""
-    header = BenchSession.header_fields(data)  # first: a document without its header is named by what it lacks
-    return BenchSession(bench_options(data["options"]), **header,
-                        results=[RunResult.from_json(run) for run in data["runs"]])
+from_json = BenchSession.from_json

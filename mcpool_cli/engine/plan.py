@@ -49,14 +49,16 @@ class RunPlan:
     snapshot_interval_s: float = 0.25
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
-    mode: str = "bench"  # bench | races | races-fork | leaks | stale: which loop the workers run
-    churn: int = 0  # leaks: short-lived threads to start (at most `threads` alive at once)
-    rate: float = 0.0  # stale: ops a second per thread
-    pause_at_s: float = 0.0  # stale, idle fault: threads pause this long after the start, until told to resume
+    mode: str = "bench"  # which loop the workers run: a mode in some kind's loop.MODES
+    settings: tuple[tuple[str, float], ...] = ()  # numbers of the kind's own, read by its loop with `setting()`
 
     @property
     def effective_pool_size(self) -> int:
         return self.pool_size or self.threads
+
+    def setting(self, name: str, default: float = 0.0) -> float:
+        """One of the kind's own numbers (check-leaks' churn, check-stale's rate), or `default`."""
+        return dict(self.settings).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class WorkerPlan:
         client["servers"] = tuple(client["servers"])
         client["behaviors"] = tuple(tuple(pair) for pair in client["behaviors"])
         run["import_path"] = tuple(run["import_path"])
+        run["settings"] = tuple(tuple(pair) for pair in run["settings"])
         workload = dict(run.pop("workload"))
         workload["mix"] = tuple(tuple(pair) for pair in workload["mix"])
         plan = RunPlan(client=ClientConfig(**client), workload=Workload(**workload), **run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol, TypeVar
@@ -59,12 +60,27 @@ def _tuples(value: Any) -> Any:
 
 
 def fields_of(cls: type[T], data: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    """The entries of `data` that are fields of dataclass `cls`, lists as tuples. `required`: every field must be
-    there (a KeyError names the first one missing); otherwise unknown keys are ignored and missing ones default."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if required:
-        return {name: _tuples(data[name]) for name in names}
-    return {name: _tuples(data[name]) for name in names if name in data}
+    """The entries of `data` that are fields of dataclass `cls`, lists as tuples, plain fields checked for type (a
+    ValueError names a mistyped one). `required`: every field must be there (a KeyError names the first one
+    missing); otherwise unknown keys are ignored and missing ones default."""
+    found = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data or required:
+            found[f.name] = _checked(f.name, str(f.type), _tuples(data[f.name]))
+    return found
+
+
+PLAIN_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _checked(name: str, declared: str, value: Any) -> Any:
+    """`value` when it suits a field declared `int`, `float`, `bool` or `str` (others are not checked)."""
+    expected = PLAIN_TYPES.get(declared)
+    if expected is None:
+        return value
+    if not isinstance(value, expected) or (declared != "bool" and isinstance(value, bool)):
+        raise ValueError(f"{name} is {json.dumps(value)}, not a {declared}")
+    return float(value) if declared == "float" else value
 
 
 def options_json(options: Any) -> dict[str, Any]:
@@ -77,6 +93,8 @@ class Session:
     """One command invocation: its options, servers and results, run strategy by strategy."""
 
     KIND: ClassVar[Kind]
+    OPTIONS: ClassVar[type]  # its options dataclass
+    RESULT: ClassVar[Any]  # its judged result class, with to_json and from_json
     options: Any
     servers: Servers
     run_id: str = field(default_factory=new_run_id)
@@ -135,6 +153,24 @@ class Session:
         return {"servers": Servers.from_json(data["server"]), "run_id": str(data.get("run_id") or ""),
                 "started_at": str(data.get("started_at") or ""), "finished_at": data.get("finished_at"),
                 "interrupted": bool(data.get("interrupted")), "stopped_early": str(data.get("stopped_early") or "")}
+
+    @classmethod
+    def options_from_json(cls, data: dict[str, Any]) -> Any:
+        known = fields_of(cls.OPTIONS, data)
+        known.pop("import_path", None)
+        return cls.OPTIONS(**known)
+
+    @classmethod
+    def extras_from_json(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments of this kind's own, read back from its document."""
+        return {}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Session":
+        """A saved document as the session that wrote it."""
+        header = cls.header_fields(data)  # first: a document without its header is named by what it lacks
+        return cls(cls.options_from_json(data["options"]), **header, **cls.extras_from_json(data),
+                   results=[cls.RESULT.from_json(row) for row in data[cls.KIND.rows]])
 
 
 def connect(servers: tuple[ServerAddress, ...], memory_mb: int, enter: Callable[[Any], Any]) -> Servers:

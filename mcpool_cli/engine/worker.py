@@ -104,6 +104,20 @@ def guarded(body: Callable[[], None], token: int, emitter: Emitter, strategy: An
     return run
 
 
+def start_load_threads(plan: WorkerPlan, strategy: Any, emitter: Emitter,
+                       body_for: Callable[[int], Callable[[], None]]) -> list[threading.Thread]:
+    """A daemon thread per load thread of the plan, each running `body_for(token)` guarded. Tokens are never reused
+    within a run (unlike thread idents), so a pool keyed on threads can be told apart from a leak."""
+    threads = []
+    for index in range(plan.run.threads):
+        token = plan.worker_index * plan.run.threads + index
+        thread = threading.Thread(target=guarded(body_for(token), token, emitter, strategy),
+                                  name=f"mcpool-load-{token}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
 def drain_all(sink: queue.SimpleQueue) -> list[Any]:
     items = []
     while True:

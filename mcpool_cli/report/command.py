@@ -27,7 +27,7 @@ def print_file(saved: Any, console: Any) -> None:
             command = saved.phases[index][0] if index < len(saved.phases) else doc.kind.command
             console.print(Text(f"▶ {saved.scenario} · mcpool {command}", style="bold cyan"))
         console.print(source_line(doc))
-        guarded(lambda: doc.kind.module("render").render(doc.content, console), saved.path,
+        guarded(lambda: doc.kind.module("render").render(doc.content, console, saved=True), saved.path,
                 doc.data["schema"])  # a mistyped value
         if doc.thresholds:
             console.print(render(list(doc.thresholds)))
@@ -45,20 +45,10 @@ def buffered(console: Any) -> Iterator[None]:
 
 def print_run_end(saved: Any, console: Any) -> None:
     """What `mcpool run` closes with: each phase passed or failed, and every threshold with its phase."""
-    from rich.text import Text
+    from mcpool_cli.report.run_end import run_end
 
-    from mcpool_cli.errors import ExitCode
-    from mcpool_cli.report.thresholds import render
-
-    words = {0: "passed", ExitCode.INTERRUPTED: "interrupted"}
-    passed = all(code == 0 for _, code in saved.phases)
-    console.print(Text(f"scenario {saved.scenario}: " + ", ".join(
-        f"{command} {words.get(code, 'FAILED')}" for command, code in saved.phases),
-        style="bold green" if passed else "bold red"))
-    if saved.thresholds:
-        console.print(render([{**t, "subject": f"{t['phase']} · {t['subject']}" if t.get("phase") else t["subject"]}
-                              for t in saved.thresholds]))
-        console.print(f"{sum(t['ok'] for t in saved.thresholds)}/{len(saved.thresholds)} thresholds held")
+    for line in run_end(str(saved.scenario), list(saved.phases), list(saved.thresholds)):
+        console.print(line)
 
 
 @click.command()

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commandkit import Outputs, check_json_target, report, run_session, write_atomically, write_json
+from mcpool_cli.commandkit import (Outputs, check_json_target, judged_document, report, run_session, write_atomically,
+                                   write_json)
 from mcpool_cli.engine.server import parse_server
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
@@ -81,6 +82,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     parent = ctx.parent
     assert parent is not None and isinstance(parent.command, click.Group)
     scenario = load(spec, parent.command.commands, quick_s)
+    check_thresholds(scenario, thresholds)
     check_json_target(json_path)
     check_json_target(junit_path, "--junit")
     if junit_path == "-":
@@ -105,14 +107,18 @@ class PlannedPhase:
     outputs: Outputs
 
 
-def plan_phases(scenario: Any, servers: tuple[Any, ...], thresholds: tuple[Any, ...],
-                quiet: bool) -> list[PlannedPhase]:
-    """Every phase validated by its own kind before any load; -s wins, then MCPOOL_SERVERS, then the file's."""
+def check_thresholds(scenario: Any, thresholds: tuple[Any, ...]) -> None:
+    """Every --threshold must name a metric of some phase."""
     sections = [phase.kind for phase in scenario.phases]
     for threshold in thresholds:
         if not any(threshold.metric in kind.metrics for kind in sections):
             raise UsageProblem(f"threshold {threshold.text!r}: no phase of {scenario.name} "
                                f"({', '.join(k.name for k in sections)}) measures {threshold.metric!r}")
+
+
+def plan_phases(scenario: Any, servers: tuple[Any, ...], thresholds: tuple[Any, ...],
+                quiet: bool) -> list[PlannedPhase]:
+    """Every phase validated by its own kind before any load; -s wins, then MCPOOL_SERVERS, then the file's."""
     chosen = servers or servers_from_env() or file_servers(scenario)
     return [plan_phase(scenario, phase, chosen, thresholds, quiet) for phase in scenario.phases]
 
@@ -180,7 +186,7 @@ def run_phases(scenario: Any, planned: list[PlannedPhase], env: Environment,
 
 def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict[str, Any] | None, int, str]:
     """(its document, its exit code, why the environment failed it or "") for one phase, run in this process."""
-    session = None
+    session, document = None, None
     try:
         with contextlib.ExitStack() as stack:
             session = phase.kind.module("command").start(phase.options, phase.servers, stack.enter_context)
@@ -190,11 +196,9 @@ def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict
         code, broken = ExitCode.INTERRUPTED, ""
     except UsageProblem as exc:  # the environment changed under us: a server went away
         code, broken = ExitCode.USAGE, str(exc)
-    return (None if session is None else session.to_json()), code, broken
-
-
-def phase_words(code: int) -> str:
-    return "passed" if code == 0 else "interrupted" if code == ExitCode.INTERRUPTED else "FAILED"
+    if document is None and session is not None:  # it broke off inside the run: what it measured so far
+        document = judged_document(session, phase.outputs)
+    return document, code, broken
 
 
 def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str, Any]], codes: list[int],
@@ -225,18 +229,11 @@ def judged_thresholds(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def print_end(scenario: Any, documents: list[dict[str, Any]], codes: list[int], console: Any) -> ExitCode:
     """Each phase passed or failed, every threshold with its phase; the run's exit code."""
-    from rich.text import Text
+    from mcpool_cli.report.run_end import run_end
 
-    from mcpool_cli.report.thresholds import render
-
-    final = (ExitCode.INTERRUPTED if ExitCode.INTERRUPTED in codes
-             else ExitCode.PROBLEM if any(codes) else ExitCode.OK)
-    console.print(Text(f"scenario {scenario.name}: " + ", ".join(
-        f"{p.command} {phase_words(c)}" for p, c in zip(scenario.phases, codes)),
-        style="bold green" if final == ExitCode.OK else "bold red"))
-    judged = judged_thresholds(documents)
-    if judged:
-        if len(documents) > 1:  # a single phase has just printed its own
-            console.print(render([{**r, "subject": f"{r['phase']} · {r['subject']}"} for r in judged]))
-        console.print(f"{sum(result['ok'] for result in judged)}/{len(judged)} thresholds held")
-    return final
+    phases = [(phase.command, code) for phase, code in zip(scenario.phases, codes)]
+    for line in run_end(scenario.name, phases, judged_thresholds(documents), table=len(documents) > 1):
+        console.print(line)
+    if ExitCode.INTERRUPTED in codes:
+        return ExitCode.INTERRUPTED
+    return ExitCode.PROBLEM if any(codes) else ExitCode.OK

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpool_cli.checks.leaks.kind import KIND
-from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakOptions, LeakSession
 from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
-from mcpool_cli.engine.prechecks import check_client, expand_strategies, validate_custom
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.session import connect
 from mcpool_cli.kinds import CHECK_SCHEMA
+
+
+if TYPE_CHECKING:  # the session and its checks load with the command's first call, not with `mcpool --help`
+    from mcpool_cli.checks.leaks.session import LeakOptions, LeakSession
 
 
 @click.command("check-leaks")
@@ -46,6 +47,9 @@ def check_leaks(ctx: click.Context, **params: Any) -> None:
 
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> LeakOptions:
     """check-leaks' options from its click params, checked whole before any load."""
+    from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakOptions
+    from mcpool_cli.engine.prechecks import expand_strategies, validate_custom
+
     settings = dict(params)
     strategies = expand_strategies(tuple(settings.pop("strategies", ())), LEAK_DEFAULT)
     options = LeakOptions(strategies=strategies, import_path=(os.getcwd(),), **settings)
@@ -55,6 +59,10 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
 
 def start(options: LeakOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> LeakSession:
     """Connect (starting memcached when no server is given); the session, ready to run."""
+    from mcpool_cli.checks.leaks.session import LeakSession
+    from mcpool_cli.engine.prechecks import check_client
+    from mcpool_cli.engine.session import connect
+
     session = LeakSession(options, connect(servers, 64, enter))
     check_client(session.servers.addresses)
     return session

@@ -178,7 +178,7 @@ def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     probe = StatsProbe([parse_server(spec) for spec in plan.run.client.servers])
     emitter.send({"type": "phase", "phase": "measure"})
     progress = lambda n: emitter.send(progress_message(n))  # noqa: E731
-    figures = churn(prepared.strategy, probe, plan.run.churn, plan.run.threads, 3, plan.run.workload.key_prefix,
+    figures = churn(prepared.strategy, probe, int(plan.run.setting("churn")), plan.run.threads, 3, plan.run.workload.key_prefix,
                     progress)
     probe.close()
     emitter.send(figures.to_message())

@@ -55,11 +55,12 @@ def checks_summary(checks: list[LeakCheck]) -> Table:
     return table
 
 
-def render(session: Any, console: Any) -> None:
-    """check-leaks' report: each strategy's verdict with its figures, then, for several, all of them in one table."""
+def render(session: Any, console: Any, saved: bool = False) -> None:
+    """check-leaks' report: each strategy's verdict with its figures; `mcpool report` (saved) adds them all in one
+    table."""
     for check in session.results:
         console.print(check_report(check, session.servers.embedded))
-    if len(session.results) > 1:
+    if saved and session.results:
         console.print(checks_summary(session.results))
 
 

@@ -11,7 +11,7 @@ from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.runner import RunListener, run_workers
-from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.session import Session
 
 LEAK_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # shared is left out: it crashes, and holds one client
 
@@ -108,6 +108,8 @@ class LeakSession(Session):
     """One `mcpool check-leaks` invocation: a churn through each strategy in turn."""
 
     KIND = KIND
+    OPTIONS = LeakOptions
+    RESULT = LeakCheck
     options: LeakOptions
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
@@ -124,12 +126,7 @@ class LeakSession(Session):
                        workload=Workload(keys=1, key_prefix=f"{self.key_prefix}leaks:{strategy}:"),
                        threads=options.concurrency, relinquish=options.relinquish, duration_s=0.0, warmup_s=0.0,
                        hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, mode="leaks",
-                       churn=options.churn)
+                       settings=(("churn", options.churn),))
 
 
-def from_json(data: dict[str, Any]) -> LeakSession:
-    """A saved check-leaks document as the session that wrote it."""
-    header = LeakSession.header_fields(data)  # first: a document without its header is named by what it lacks
-    options = LeakOptions(**fields_of(LeakOptions, data["options"]))
-    return LeakSession(options, **header,
-                       results=[LeakCheck.from_json(row) for row in data["results"]])
+from_json = LeakSession.from_json

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpool_cli.checks.races.kind import KIND
-from mcpool_cli.checks.races.session import FORK, RaceOptions, RaceSession
 from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
-from mcpool_cli.engine.prechecks import check_client, expand_strategies, validate_custom
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.session import connect
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import CHECK_SCHEMA
 from mcpool_cli.options import DURATION
+
+
+if TYPE_CHECKING:  # the session and its checks load with the command's first call, not with `mcpool --help`
+    from mcpool_cli.checks.races.session import RaceOptions, RaceSession
 
 
 @click.command("check-races")
@@ -52,6 +53,9 @@ def check_races(ctx: click.Context, **params: Any) -> None:
 
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> RaceOptions:
     """check-races' options from its click params, checked whole before any load."""
+    from mcpool_cli.checks.races.session import FORK, RaceOptions
+    from mcpool_cli.engine.prechecks import expand_strategies, validate_custom
+
     settings = dict(params)
     strategies, fork = settings.pop("strategies"), settings["fork"]
     if fork and strategies:
@@ -66,6 +70,10 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
 
 def start(options: RaceOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> RaceSession:
     """Connect (starting memcached when no server is given); the session, ready to run."""
+    from mcpool_cli.checks.races.session import RaceSession
+    from mcpool_cli.engine.prechecks import check_client
+    from mcpool_cli.engine.session import connect
+
     session = RaceSession(options, connect(servers, 64, enter))
     check_client(session.servers.addresses)
     return session

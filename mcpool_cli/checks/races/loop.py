@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from time import perf_counter_ns
@@ -14,7 +13,7 @@ from typing import Any, Callable
 from mcpool_cli.checks.races.stamps import check_own, check_shared, classify_error, encode_value
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import SharedStrategy, Strategy, leased_call
-from mcpool_cli.engine.worker import Emitter, Prepared, build_for, drain_all, guarded, make_master_client
+from mcpool_cli.engine.worker import Emitter, Prepared, build_for, drain_all, make_master_client, start_load_threads
 from mcpool_cli.engine.workload import KeySpace
 
 OWN_KEYS = 16  # per thread
@@ -184,13 +183,8 @@ def load_races(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
         fork_race(plan, prepared.strategy, start, end, emitter)
         return
     sink: queue.SimpleQueue = queue.SimpleQueue()
-    threads = []
-    for index in range(run.threads):
-        token = plan.worker_index * run.threads + index
-        racer = RaceThread(prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval,
-                           run.workload.seed)
-        threads.append(threading.Thread(target=guarded(racer.run, token, emitter, prepared.strategy), daemon=True))
-        threads[-1].start()
+    threads = start_load_threads(plan, prepared.strategy, emitter, lambda token: RaceThread(
+        prepared.strategy, run.workload.key_prefix, token, start, end, sink.put, interval, run.workload.seed).run)
     while any(thread.is_alive() for thread in threads):
         time.sleep(run.snapshot_interval_s)
         emitter.send(merge_race_batches(drain_all(sink)).to_message())

@@ -57,12 +57,13 @@ def checks_summary(checks: list[StrategyCheck]) -> Table:
     return table
 
 
-def render(session: Any, console: Any) -> None:
-    """check-races' report: each strategy's verdict with its evidence, then all of them in one table."""
+def render(session: Any, console: Any, saved: bool = False) -> None:
+    """check-races' report: each strategy's verdict with its evidence, then all of them in one table (for one
+    strategy only in `mcpool report`, `saved`)."""
     options = session.options
     for check in session.results:
         console.print(check_report(check, options.threads, options.duration_s))
-    if len(session.results) > 1:
+    if saved or len(session.results) > 1:
         console.print(checks_summary(session.results))
 
 

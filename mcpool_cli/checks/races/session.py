@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcpool_cli.checks.races.kind import KIND
-from mcpool_cli.checks.races.loop import RaceBatch
+from mcpool_cli.checks.races.loop import RaceBatch, as_text
 from mcpool_cli.checks.races.stamps import ANOMALIES, verdict
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
@@ -18,6 +19,18 @@ from mcpool_cli.engine.strategies import is_custom
 
 FORK = "fork"  # the strategy name under which the fork-safety check is reported
 MAX_EXAMPLES = 5
+
+
+def example_from_json(example: dict[str, Any]) -> dict[str, Any]:
+    """A saved example; `got` as text, as RaceBatch.note writes it. Files written before it was text hold a
+    Python repr ("None", "b'...'"): read back as the reply it was."""
+    got = example.get("got")
+    if isinstance(got, str) and (got == "None" or got[:2] in ("b'", 'b"') or got[:1] in ("'", '"')):
+        try:
+            got = as_text(ast.literal_eval(got))
+        except (ValueError, SyntaxError):
+            pass  # text that only looks like a repr
+    return {**{str(k): str(v) for k, v in example.items()}, "got": None if got is None else str(got)}
 
 
 def counts(mapping: dict[str, Any]) -> Counter:
@@ -69,8 +82,7 @@ class Trial:
     def to_json(self) -> dict[str, Any]:
         outcome = self.outcome
         return {"trial": self.index, "outcome": outcome.outcome, "signal": outcome.signal,
-                "stderr_tail": outcome.stderr_tail, "message": outcome.message, "measured_s": outcome.measured_s,
-                "lifetime_s": outcome.lifetime_s, "ops": self.stats.completed, "checked": self.stats.checked,
+                "stderr_tail": outcome.stderr_tail, "message": outcome.message, "lifetime_s": outcome.lifetime_s, "ops": self.stats.completed, "checked": self.stats.checked,
                 "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
                 "errors": dict(self.stats.errors), "examples": self.stats.examples,
                 "first_anomaly_s": self.stats.first_anomaly_s, "evictions": self.evictions, "flushed": self.flushed}
@@ -79,7 +91,7 @@ class Trial:
     def from_json(cls, trial: dict[str, Any]) -> "Trial":
         stats = RaceStats(completed=int(trial["ops"]), checked=int(trial["checked"]),
                           anomalies=counts(trial["anomalies"]), errors=counts(trial["errors"]),
-                          examples=[{str(k): (None if v is None else str(v)) for k, v in e.items()} for e in trial.get("examples") or ()],
+                          examples=[example_from_json(e) for e in trial.get("examples") or ()],
                           first_anomaly_s=trial["first_anomaly_s"])
         outcome = WorkerOutcome(**fields_of(WorkerOutcome, trial))
         return cls(int(trial["trial"]), outcome, stats, int(trial["evictions"]), bool(trial["flushed"]))
@@ -182,7 +194,6 @@ class Evidence(TrialFigures):
         return "This strategy let two users hold one client at once."
 
 
-
 @dataclass(frozen=True)
 class StrategyCheck(TrialFigures):
     """The verdict on one strategy over all its trials, judged once and stored with them."""
@@ -212,7 +223,7 @@ class StrategyCheck(TrialFigures):
     def from_json(cls, r: dict[str, Any]) -> "StrategyCheck":
         return cls(str(r["strategy"]), tuple(Trial.from_json(t) for t in r["trials"]), str(r["verdict"]),
                    int(r["trials_affected"]), str(r["summary"]), str(r["advice"]),
-                   tuple({str(k): (None if v is None else str(v)) for k, v in e.items()} for e in r["examples"]))
+                   tuple(example_from_json(e) for e in r["examples"]))
 
 
 def server_marks(servers: tuple[ServerAddress, ...]) -> tuple[int, int, tuple[str, ...]]:
@@ -243,6 +254,8 @@ class RaceSession(Session):
     """One `mcpool check-races` invocation: trials of each strategy in turn."""
 
     KIND = KIND
+    OPTIONS = RaceOptions
+    RESULT = StrategyCheck
     options: RaceOptions
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
@@ -269,9 +282,4 @@ class RaceSession(Session):
         return Trial(index, worst_outcome(list(outcomes)), stats, after[0] - before[0], flushed), interrupted
 
 
-def from_json(data: dict[str, Any]) -> RaceSession:
-    """A saved check-races document as the session that wrote it."""
-    header = RaceSession.header_fields(data)  # first: a document without its header is named by what it lacks
-    options = RaceOptions(**fields_of(RaceOptions, data["options"]))
-    return RaceSession(options, **header,
-                       results=[StrategyCheck.from_json(r) for r in data["results"]])
+from_json = RaceSession.from_json

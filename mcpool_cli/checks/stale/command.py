@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpool_cli.checks.stale.faults import EMBEDDED_ONLY
 from mcpool_cli.checks.stale.kind import KIND
-from mcpool_cli.checks.stale.proxy import FaultProxy
-from mcpool_cli.checks.stale.session import STALE_DEFAULT, StaleOptions, StaleSession
 from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
-from mcpool_cli.engine.prechecks import check_behaviors, check_client, expand_strategies, validate_custom
-from mcpool_cli.engine.server import EmbeddedServer, ServerAddress, check_reachable
-from mcpool_cli.engine.session import Servers, connect
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX
+
+
+if TYPE_CHECKING:  # the session and its checks load with the command's first call, not with `mcpool --help`
+    from mcpool_cli.checks.stale.session import StaleOptions, StaleSession
+    from mcpool_cli.engine.server import ServerAddress
 
 
 @click.command("check-stale")
@@ -70,12 +70,16 @@ def check_stale(ctx: click.Context, **params: Any) -> None:
 
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> StaleOptions:
     """check-stale's options from its click params, checked whole before any load; `servers`: those given."""
+    from mcpool_cli.checks.stale.session import STALE_DEFAULT, StaleOptions
+    from mcpool_cli.engine.prechecks import check_behaviors, expand_strategies, validate_custom
+
     settings = dict(params)
     fault = settings["fault"]
     if fault in EMBEDDED_ONLY and servers:
         raise UsageProblem(f"--fault {fault} needs the memcached mcpool starts itself (it "
                            f"{'stops and starts' if fault == 'restart' else 'sets idle_timeout on'} it): drop "
-                           "--server/MCPOOL_SERVERS, or use --fault drop or freeze, which work with any server")
+                           "--server/-s, MCPOOL_SERVERS and a scenario's servers, or use --fault drop or freeze, "
+                           "which work with any server")
     check_settings(settings)
     strategies = settings.pop("strategies")
     options = StaleOptions(strategies=expand_strategies(strategies or STALE_DEFAULT), import_path=(os.getcwd(),),
@@ -103,6 +107,12 @@ def check_settings(settings: dict[str, Any]) -> None:
 def start(options: StaleOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> StaleSession:
     """The session, ready to run: restart and idle on a memcached started here, which it controls; drop and
     freeze through a proxy in front of each server (the given ones, or one started here)."""
+    from mcpool_cli.checks.stale.proxy import FaultProxy
+    from mcpool_cli.checks.stale.session import StaleSession
+    from mcpool_cli.engine.prechecks import check_client
+    from mcpool_cli.engine.server import EmbeddedServer, check_reachable
+    from mcpool_cli.engine.session import Servers, connect
+
     if options.fault in EMBEDDED_ONLY:
         extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if options.fault == "idle" else ()
         server = enter(EmbeddedServer(memory_mb=64, extra_args=extra))

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, leased_call
-from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, guarded, prepare_key_space
+from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, prepare_key_space, start_load_threads
 from mcpool_cli.engine.workload import KeySpace, classify_get
 
 SLOW_NS = 50_000_000
@@ -174,19 +174,14 @@ def load_stale(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     run = plan.run
     start = time.monotonic_ns()
     emitter.send({"type": "phase", "phase": "measure", "t0_ns": start})
-    timing = StaleTiming(start, start + int(run.duration_s * 1e9), run.rate,
-                         start + int(run.pause_at_s * 1e9) if run.pause_at_s else 0,
-                         emitter.resumed if run.pause_at_s else None)
+    pause_at_s = run.setting("pause_at_s")  # the idle fault: threads pause then, until the parent says resume
+    timing = StaleTiming(start, start + int(run.duration_s * 1e9), run.setting("rate"),
+                         start + int(pause_at_s * 1e9) if pause_at_s else 0, emitter.resumed if pause_at_s else None)
     sink: queue.SimpleQueue = queue.SimpleQueue()
     flush_ns = int(run.snapshot_interval_s * 1e9)
-    threads = []
-    for index in range(run.threads):
-        token = plan.worker_index * run.threads + index
-        body = functools.partial(stale_thread, prepared.strategy, prepared.space, timing, run.workload.mix,
-                                 run.workload.seed + token,
-                                 sink.put, flush_ns, run.workload.ttl_s)
-        threads.append(threading.Thread(target=guarded(body, token, emitter, prepared.strategy), daemon=True))
-        threads[-1].start()
+    threads = start_load_threads(plan, prepared.strategy, emitter, lambda token: functools.partial(
+        stale_thread, prepared.strategy, prepared.space, timing, run.workload.mix, run.workload.seed + token,
+        sink.put, flush_ns, run.workload.ttl_s))
     while True:
         alive = any(thread.is_alive() for thread in threads)
         total = StaleBatch()

@@ -21,7 +21,7 @@ LEGEND = ("outage: first failed or stalled op to the first success after the las
 TOLD = ("recovery", "outage", "false misses")  # what `mcpool compare` says changed, in this order
 
 
-def render(session: StaleSession, console: Any) -> None:
+def render(session: StaleSession, console: Any, saved: bool = False) -> None:
     """Print the report of a session, and why it stopped early when it did."""
     console.print(report(session))
     if session.stopped_early:

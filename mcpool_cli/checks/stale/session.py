@@ -144,6 +144,8 @@ class StaleSession(Session):
     """One `mcpool check-stale` invocation: each strategy with each behavior set in turn, through the fault."""
 
     KIND = KIND
+    OPTIONS = StaleOptions
+    RESULT = StaleCheck
     options: StaleOptions
     controlled: EmbeddedServer | None = None  # restart and idle: the server mcpool started and may restart
     proxies: list[Any] = field(default_factory=list)  # drop and freeze go through these FaultProxy objects
@@ -187,7 +189,8 @@ class StaleSession(Session):
             threads=options.threads, duration_s=options.before_s + options.fault_length_s
             + options.recover_within_s + SETTLE_S, warmup_s=0.0,
             hang_timeout_s=options.hang_timeout_s + options.longest_silence_s, import_path=options.import_path,
-            mode="stale", rate=options.rate, pause_at_s=options.before_s if options.fault == "idle" else 0.0)
+            mode="stale", settings=(("rate", options.rate),
+                                    ("pause_at_s", options.before_s if options.fault == "idle" else 0.0)))
 
     def fault(self, plan: RunPlan) -> Fault:
         options = self.options
@@ -229,6 +232,10 @@ class StaleSession(Session):
         document["server"] = {**document["server"], "proxies": list(self.proxy_addresses)}
         return document
 
+    @classmethod
+    def extras_from_json(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return {"proxy_addresses": tuple(str(spec) for spec in data["server"].get("proxies") or ())}
+
 
 def outage(check: StaleCheck) -> float:
     return check.figures.outage_s if check.figures is not None else float("inf")
@@ -244,11 +251,4 @@ def compared_line(strategy: str, base: StaleCheck, best: StaleCheck) -> str:
             f"from {base.figures.outage_s:.2f} s with {base.variant}")
 
 
-def from_json(data: dict[str, Any]) -> StaleSession:
-    """A saved check-stale document as the session that wrote it."""
-    header = StaleSession.header_fields(data)  # first: a document without its header is named by what it lacks
-    known = fields_of(StaleOptions, data["options"])
-    known.pop("import_path", None)
-    proxies = tuple(str(spec) for spec in data["server"].get("proxies") or ())
-    return StaleSession(StaleOptions(**known), **header, proxy_addresses=proxies,
-                        results=[StaleCheck.from_json(row) for row in data["results"]])
+from_json = StaleSession.from_json
