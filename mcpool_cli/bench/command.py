@@ -92,11 +92,8 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
 
 
 def start(options: BenchOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> BenchSession:
-    """Connect (starting memcached when no server is given); the session, ready to run."""
+    """Connect (starting memcached when no server is given) and check the servers; the session, ready to run."""
     from mcpool_cli.bench.session import BenchSession, dataset_mb
-    from mcpool_cli.engine.prechecks import check_client
     from mcpool_cli.engine.session import connect
 
-    session = BenchSession(options, connect(servers, dataset_mb(options), enter))
-    check_client(session.servers.addresses, options.binary, options.behaviors)
-    return session
+    return BenchSession(options, connect(servers, dataset_mb(options), enter, options.binary, options.behaviors))

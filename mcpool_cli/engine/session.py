@@ -173,12 +173,17 @@ class Session:
                    results=[cls.RESULT.from_json(row) for row in data[cls.KIND.rows]])
 
 
-def connect(servers: tuple[ServerAddress, ...], memory_mb: int, enter: Callable[[Any], Any]) -> Servers:
-    """The servers to use, checked: the given ones, or a memcached started here (entered with `enter`, so
-    that it stops on every exit path) with room for `memory_mb` of data."""
+def connect(servers: tuple[ServerAddress, ...], memory_mb: int, enter: Callable[[Any], Any], binary: bool = False,
+            behaviors: tuple[tuple[str, int | str], ...] = ()) -> Servers:
+    """The servers to use, checked by a socket and by pylibmc itself: the given ones, or a memcached started here
+    (entered with `enter`, so that it stops on every exit path) with room for `memory_mb` of data."""
+    from mcpool_cli.engine.prechecks import check_client
     from mcpool_cli.engine.server import EmbeddedServer, check_reachable
 
     if servers:
-        return Servers(servers, False, ", ".join(sorted({check_reachable(s) for s in servers})))
-    embedded = enter(EmbeddedServer(memory_mb=max(256, 2 * memory_mb)))
-    return Servers((embedded.address,), True, check_reachable(embedded.address))
+        reached = Servers(servers, False, ", ".join(sorted({check_reachable(s) for s in servers})))
+    else:
+        embedded = enter(EmbeddedServer(memory_mb=max(256, 2 * memory_mb)))
+        reached = Servers((embedded.address,), True, check_reachable(embedded.address))
+    check_client(reached.addresses, binary, behaviors)
+    return reached

@@ -69,11 +69,8 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
 
 
 def start(options: RaceOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> RaceSession:
-    """Connect (starting memcached when no server is given); the session, ready to run."""
+    """Connect (starting memcached when no server is given) and check the servers; the session, ready to run."""
     from mcpool_cli.checks.races.session import RaceSession
-    from mcpool_cli.engine.prechecks import check_client
     from mcpool_cli.engine.session import connect
 
-    session = RaceSession(options, connect(servers, 64, enter))
-    check_client(session.servers.addresses)
-    return session
+    return RaceSession(options, connect(servers, 64, enter))

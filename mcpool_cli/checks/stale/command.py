@@ -116,10 +116,8 @@ def start(options: StaleOptions, servers: tuple[ServerAddress, ...], enter: Ente
     if options.fault in EMBEDDED_ONLY:
         extra = ("-o", f"idle_timeout={options.idle_timeout_s}") if options.fault == "idle" else ()
         server = enter(EmbeddedServer(memory_mb=64, extra_args=extra))
-        session = StaleSession(options, Servers((server.address,), True, check_reachable(server.address)),
-                               controlled=server)
-    else:
-        reached = connect(servers, 64, enter)
-        session = StaleSession(options, reached, proxies=[enter(FaultProxy(address)) for address in reached.addresses])
-    check_client(session.servers.addresses)
-    return session
+        reached = Servers((server.address,), True, check_reachable(server.address))
+        check_client(reached.addresses)
+        return StaleSession(options, reached, controlled=server)
+    reached = connect(servers, 64, enter)
+    return StaleSession(options, reached, proxies=[enter(FaultProxy(address)) for address in reached.addresses])
