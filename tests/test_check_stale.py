@@ -14,7 +14,7 @@ from mcpool_cli.cli import cli
 from mcpool_cli.proxy import FaultProxy
 from mcpool_cli.stale import FaultTimes, analyse
 from mcpool_cli.stale_loop import StaleBatch
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool
 from tests.test_interrupt import alive, descendants, start_measuring
 
 QUICK = ["--threads", "4", "--rate", "200", "--keys", "200", "--before", "500ms", "--quiet", "--json", "-"]
@@ -119,7 +119,7 @@ def test_idle_timeout_kicks_are_real():
     (["--behavior", "retry_timeout=0"], "--behavior"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    process = run_mcpool("check-stale", *args)
+    process = invoke_mcpool("check-stale", *args)
     assert process.returncode == 2, process.stderr
     assert message in process.stderr and "Traceback" not in process.stderr
     assert len(process.stderr.strip().splitlines()) == 1

@@ -1,10 +1,14 @@
-"""Bad input and unusable environments: exit 2, one line, no traceback, no load."""
+"""Bad input and unusable environments: exit 2, one line, no traceback, no load.
+
+Most cases run in this process (CliRunner, through the same McpoolGroup.main and its sys.exit); a few run
+mcpool as a real process, so that the path a user takes (interpreter exit code, stderr) stays covered.
+"""
 
 
 import pytest
 
 from mcpool_cli.cli import cli
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool, run_mcpool
 
 
 def one_line_error(result, *fragments):
@@ -39,8 +43,16 @@ def one_line_error(result, *fragments):
     (["--json", "/tmp"], ["is a folder"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragments):
-    one_line_error(run_mcpool("bench", "--duration", "1s", *args) if "--duration" not in args
-                   else run_mcpool("bench", *args), *fragments)
+    one_line_error(invoke_mcpool("bench", "--duration", "1s", *args) if "--duration" not in args
+                   else invoke_mcpool("bench", *args), *fragments)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--duration", "10x"], ["--duration", "not a duration"]),  # click's own error
+    (["--strategy", "fault_strategies:missing"], ["no callable named 'missing'"]),  # mcpool's UsageProblem
+])
+def test_bad_input_in_a_real_process_is_one_line_and_exit_2(args, fragments):
+    one_line_error(run_mcpool("bench", *args), *fragments)
 
 
 def test_missing_memcached_says_how_to_install(tmp_path):
@@ -51,7 +63,7 @@ def test_missing_memcached_says_how_to_install(tmp_path):
 
 
 def test_bad_servers_in_environment(monkeypatch):
-    one_line_error(run_mcpool("bench", env={"MCPOOL_SERVERS": "x:y:z"}), "HOST:PORT")
+    one_line_error(invoke_mcpool("bench", env={"MCPOOL_SERVERS": "x:y:z"}), "HOST:PORT")
 
 
 def test_every_command_has_help_with_an_example():

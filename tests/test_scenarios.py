@@ -13,7 +13,7 @@ import pytest
 
 from mcpool_cli.cli import cli
 from mcpool_cli.scenario import load, shipped, shipped_folder
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool, run_mcpool
 
 SHIPPED = [name for name, _ in shipped()]
 
@@ -24,7 +24,7 @@ def test_at_least_six_shipped_each_with_a_description_and_a_comment():
             "restart-under-load", "ci-smoke"} <= set(SHIPPED)
     for path in shipped_folder().glob("*.toml"):
         assert path.read_text().startswith("# "), f"{path.name} says what it models in a comment"
-    listed = run_mcpool("scenarios")
+    listed = invoke_mcpool("scenarios")
     assert listed.returncode == 0
     for name, description in shipped():
         assert name in listed.stdout and description.split()[0] in listed.stdout
@@ -55,7 +55,7 @@ def test_every_shipped_scenario_is_valid(name):
 def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
-    process = run_mcpool("run", str(path))
+    process = invoke_mcpool("run", str(path))
     assert process.returncode == 2, process.stderr
     assert len(process.stderr.strip().splitlines()) == 1 and "Traceback" not in process.stderr
     assert str(path) in process.stderr and message in process.stderr
@@ -64,13 +64,13 @@ def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message)
 def test_a_restart_against_a_given_server_is_refused_before_any_phase_runs(memcached, tmp_path):
     path = tmp_path / "restart.toml"
     path.write_text('[bench]\nduration = "30s"\n[stale]\nstrategies = ["fifo"]\n')  # restart: check-stale's default
-    process = run_mcpool("run", str(path), "-s", memcached.spec)
+    process = invoke_mcpool("run", str(path), "-s", memcached.spec)
     assert process.returncode == 2 and "needs the memcached mcpool starts" in process.stderr
     assert "▶" not in process.stdout  # not even the bench phase began
 
 
 def test_a_missing_scenario_names_the_shipped_ones():
-    process = run_mcpool("run", "no-such-scenario")
+    process = invoke_mcpool("run", "no-such-scenario")
     assert process.returncode == 2 and "ci-smoke" in process.stderr
 
 
@@ -81,7 +81,7 @@ def test_run_writes_one_bundle_and_one_junit(memcached, tmp_path):
                         'thresholds = ["errors==0", "ops_per_s>1e9"]\n'
                         '[leaks]\nstrategies = ["fifo"]\nchurn = 20\nconcurrency = 4\n')
     results, report = tmp_path / "out.json", tmp_path / "junit.xml"
-    process = run_mcpool("run", str(scenario), "--duration", "300ms", "-s", memcached.spec, "-q",
+    process = invoke_mcpool("run", str(scenario), "--duration", "300ms", "-s", memcached.spec, "-q",
                          "--threshold", "leaked_connections==0", "--json", str(results), "--junit", str(report))
     assert process.returncode == 1, process.stderr  # ops_per_s>1e9 cannot hold
     bundle = json.loads(results.read_text())
@@ -152,7 +152,7 @@ def test_json_to_stdout_is_only_json(memcached):
 def test_late_checks_run_before_any_phase(tmp_path):
     path = tmp_path / "late.toml"
     path.write_text('[bench]\nduration = "30s"\n[stale]\nfault = "drop"\nbehaviors = { no_such = 1 }\n')
-    process = run_mcpool("run", str(path))
+    process = invoke_mcpool("run", str(path))
     assert process.returncode == 2 and f"{path}: [stale] --behavior" in process.stderr
     assert "▶" not in process.stdout
 
