@@ -16,7 +16,7 @@ from mcpool_cli.cli import cli
 from mcpool_cli.server import EmbeddedServer, ServerAddress
 
 TESTS = Path(__file__).parent
-QUICK = ["--duration", "700ms", "--warmup", "200ms", "--keys", "500", "--threads", "3", "--quiet"]
+QUICK = ["--duration", "300ms", "--warmup", "100ms", "--keys", "500", "--threads", "3", "--quiet"]
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ def test_several_strategies_are_compared(bench):
 
 
 def test_all_includes_every_builtin_and_exits_1_for_shared(bench_json):
-    code, doc, _ = bench_json("--strategy", "all", "--threads", "8", "--hang-timeout", "6s")
+    code, doc, _ = bench_json("--strategy", "all", "--threads", "8", "--hang-timeout", "2s")
     assert [run["strategy"] for run in doc["runs"]] == ["shared", "fifo", "thread-mapped", "per-thread"]
     shared = doc["runs"][0]
     unsafe = shared["outcome"] != "ok" or shared["error_count"] or shared["wrong_values"] or shared["corrupt_values"]
