@@ -162,7 +162,9 @@ def test_a_load_thread_that_dies_makes_the_run_an_error(bench_json):
 
 
 def test_printing_pool_does_not_corrupt_the_results(bench_json):
-    code, doc, err = bench_json("--strategy", "fault_strategies:chatty_pool", "--strategy", "fifo")
+    # a ratio of two runs: long enough that one scheduling hiccup does not decide it
+    code, doc, err = bench_json("--strategy", "fault_strategies:chatty_pool", "--strategy", "fifo",
+                                "--duration", "700ms", "--warmup", "200ms")
     assert code == 0, err
     chatty, fifo = doc["runs"]
     assert chatty["outcome"] == "ok"
