@@ -38,7 +38,7 @@ def test_safe_builtins_come_out_safe(races):
 
 
 def test_shared_client_is_unsafe_with_evidence(races):
-    code, doc, _ = races("--strategy", "shared", "--threads", "8", "--hang-timeout", "2s")
+    code, doc, _ = races("--strategy", "shared", "--threads", "8", "--hang-timeout", "1s")  # hung is a verdict too
     (result,) = doc["results"]
     assert result["verdict"] in ("crashed", "hung", "racy")
     assert result["trials_affected"] == 2
