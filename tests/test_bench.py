@@ -1,16 +1,33 @@
 """`mcpool bench` end to end against a real memcached, with workers as real child processes."""
 
+import json
+
 import pytest
+from click.testing import CliRunner
 from hdrh.histogram import HdrHistogram
 
+from mcpool_cli.cli import cli
 from mcpool_cli.server import server_stats
+from tests.conftest import QUICK
+
+SAFE = ["per-thread", "fifo", "thread-mapped"]
 
 
-@pytest.mark.parametrize("strategy", ["per-thread", "fifo", "thread-mapped"])
-def test_safe_strategies_run_clean(bench_json, strategy):
-    code, doc, err = bench_json("--strategy", strategy)
+@pytest.fixture(scope="module")
+def safe_bench(memcached, tmp_path_factory):
+    """One bench of the safe built-ins in turn, as a user compares them: (exit code, report, stderr, document)."""
+    path = tmp_path_factory.mktemp("safe") / "safe.json"
+    strategies = [part for name in SAFE for part in ("--strategy", name)]
+    result = CliRunner().invoke(cli, ["bench", "-s", memcached.spec, *QUICK, *strategies, "--json", str(path)])
+    return result.exit_code, result.stdout, result.stderr, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("strategy", SAFE)
+def test_safe_strategies_run_clean(safe_bench, strategy):
+    code, _, err, doc = safe_bench
     assert code == 0, err
-    (run,) = doc["runs"]
+    assert [run["strategy"] for run in doc["runs"]] == SAFE
+    run = doc["runs"][SAFE.index(strategy)]
     assert run["strategy"] == strategy and run["outcome"] == "ok"
     assert run["ops"] > 100 and run["ops_per_s"] > 0
     assert run["error_count"] == 0 and run["wrong_values"] == 0 and run["corrupt_values"] == 0
@@ -35,8 +52,8 @@ def test_json_document_describes_the_run(bench_json, memcached):
     assert 0.4 < share < 0.6
 
 
-def test_several_strategies_are_compared(bench):
-    code, out, err = bench("--strategy", "fifo", "--strategy", "per-thread")
+def test_several_strategies_are_compared(safe_bench):
+    code, out, err, _ = safe_bench
     assert code == 0, err
     assert "comparison" in out
     assert "ran" in out and "faster than" in out
