@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mcpool_cli.cli import cli
 from mcpool_cli.engine.server import EmbeddedServer, ServerAddress
 
 TESTS = Path(__file__).parent
-QUICK = ["--duration", "700ms", "--warmup", "200ms", "--keys", "500", "--threads", "3", "--quiet"]
+QUICK = ["--duration", "300ms", "--warmup", "100ms", "--keys", "500", "--threads", "3", "--quiet"]
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +54,19 @@ def run_mcpool(*args: str, env: dict | None = None, timeout: float = 60) -> subp
     """Run mcpool as a real process, as a user would."""
     return subprocess.run([sys.executable, "-m", "mcpool_cli", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=TESTS)
+
+
+def invoke_mcpool(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run mcpool in this process (CliRunner), from the tests folder as run_mcpool does: the same exit code,
+    stdout and stderr, without an interpreter start. An exception that escapes the CLI (a user would see a
+    traceback) is appended to stderr as one, so tests that look for "Traceback" still find it."""
+    here = os.getcwd()
+    os.chdir(TESTS)
+    try:
+        result = CliRunner().invoke(cli, list(args), env=env)
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["mcpool", *args], result.exit_code, result.stdout, stderr)

@@ -11,7 +11,7 @@ import time
 import pylibmc
 
 
-FAULT_AFTER_S = 0.6  # after the tests' 200 ms warm-up, so measured results exist before the fault
+FAULT_AFTER_S = 0.6  # after the tests' 100 ms warm-up, so measured results exist before the fault
 
 
 class _CountingPool:

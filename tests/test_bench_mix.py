@@ -14,7 +14,7 @@ from mcpool_cli.bench.results import RunResult, RunStats
 from mcpool_cli.engine.outcomes import WorkerOutcome
 from mcpool_cli.engine.workload import build_key_space, build_schedule, make_value
 from mcpool_cli.engine.histograms import encode_ns
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool
 from tests.test_cli_errors import one_line_error
 
 MIX = "get=5,set=2,delete=1,get_multi=2"
@@ -65,7 +65,7 @@ def test_header_names_the_mix_and_distribution(bench):
     (["--mix", "get=0"], ["--mix", "add up to 0"]),
 ])
 def test_bad_mix_and_distribution_are_one_line_and_exit_2(args, fragments):
-    one_line_error(run_mcpool("bench", "--duration", "1s", *args), *fragments)
+    one_line_error(invoke_mcpool("bench", "--duration", "1s", *args), *fragments)
 
 
 class _OneClient:

@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,28 +17,70 @@ from mcpool_cli.checks.stale.faults import FaultTimes
 from mcpool_cli.checks.stale.loop import StaleBatch
 from mcpool_cli.checks.stale.proxy import FaultProxy
 from mcpool_cli.cli import cli
-from tests.conftest import run_mcpool
+from tests.conftest import TESTS, invoke_mcpool
 from tests.test_interrupt import alive, descendants, start_measuring
 
-QUICK = ["--threads", "4", "--rate", "200", "--keys", "200", "--before", "500ms", "--quiet", "--json", "-"]
+QUICK = ["--threads", "4", "--rate", "200", "--keys", "200", "--before", "500ms", "--quiet"]
 
 
 def stale(*args):
-    result = CliRunner().invoke(cli, ["check-stale", *QUICK, *args])
+    result = CliRunner().invoke(cli, ["check-stale", *QUICK, "--json", "-", *args])
     assert "Traceback" not in result.stderr
     doc = json.loads(result.stdout)
     assert doc["schema"] == "mcpool.check/1" and doc["check"] == "stale"
     return result.exit_code, doc
 
 
+# Checks that need nothing injected into this process run as real mcpool processes, started as this module
+# begins: their timelines (load paced at --rate, timers) then overlap the checks that run in this process.
+IN_BACKGROUND = {
+    # drop: a hang timeout below the outage: calls that fail fast are progress, not a hang
+    "drop": lambda server: ["-s", server, "--fault", "drop", "--strategy", "per-thread", "--mix", "get_multi=1",
+                            "--behavior", "retry_timeout=1", "--recover-within", "3s", "--hang-timeout", "1s"],
+    "freeze": lambda server: ["-s", server, "--fault", "freeze", "--outage", "1s", "--strategy", "fifo",
+                              "--mix", "get=1", "--recover-within", "2s"],
+    "idle": lambda server: ["--fault", "idle", "--idle-timeout", "1", "--strategy", "per-thread",
+                            "--mix", "get_multi=1", "--behavior", "retry_timeout=1", "--recover-within", "3s"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_background(memcached, tmp_path_factory):
+    """name → a function that waits for that background check and returns (exit code, document)."""
+    folder = tmp_path_factory.mktemp("stale")
+    started = {}
+    for name, args in IN_BACKGROUND.items():
+        out, err = folder / f"{name}.json", folder / f"{name}.err"
+        with open(err, "w") as stderr:
+            started[name] = subprocess.Popen(
+                [sys.executable, "-m", "mcpool_cli", "check-stale", *QUICK, "--json", str(out), *args(memcached.spec)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=TESTS,
+                env={**os.environ, "MCPOOL_SERVERS": ""})
+
+    def result(name):
+        code = started[name].wait(timeout=120)
+        assert "Traceback" not in (folder / f"{name}.err").read_text()
+        doc = json.loads((folder / f"{name}.json").read_text())
+        assert doc["schema"] == "mcpool.check/1" and doc["check"] == "stale"
+        return code, doc
+
+    yield result
+    for process in started.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def memcached_pids() -> set[int]:
-    """memcached processes this test process started (the session fixture's, and any restarted one)."""
+    """memcached processes this test process started itself (the session fixture's, and any restarted one);
+    not those of the mcpool processes it runs."""
     found = set()
     for pid in descendants(os.getpid()):
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "memcached" and alive(pid):
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == os.getpid() and Path(f"/proc/{pid}/comm").read_text().strip() == "memcached" and alive(pid):
                 found.add(pid)
-        except OSError:
+        except (OSError, IndexError, ValueError):
             pass
     return found
 
@@ -58,10 +102,8 @@ def test_restart_is_noticed_false_misses_counted_and_recovery_timed():
     assert memcached_pids() == before  # the restarted server was stopped too
 
 
-def test_drop_through_the_proxy_against_any_server(memcached):
-    # a hang timeout below the outage: calls that fail fast are progress, not a hang
-    code, doc = stale("-s", memcached.spec, "--fault", "drop", "--strategy", "per-thread", "--mix", "get_multi=1",
-                      "--behavior", "retry_timeout=1", "--recover-within", "3s", "--hang-timeout", "1s")
+def test_drop_through_the_proxy_against_any_server(memcached, in_background):  # options: IN_BACKGROUND
+    code, doc = in_background("drop")
     (result,) = doc["results"]
     assert doc["server"]["addresses"] == [memcached.spec] and doc["server"]["embedded"] is False
     assert len(doc["server"]["proxies"]) == 1
@@ -88,9 +130,8 @@ def test_a_server_that_cannot_start_again_stops_the_check_and_keeps_the_figures(
     assert doc["interrupted"] is False and code == 1
 
 
-def test_freeze_stalls_calls_without_errors(memcached):
-    code, doc = stale("-s", memcached.spec, "--fault", "freeze", "--outage", "1s", "--strategy", "fifo",
-                      "--mix", "get=1", "--recover-within", "2s")
+def test_freeze_stalls_calls_without_errors(in_background):
+    code, doc = in_background("freeze")
     (result,) = doc["results"]
     # shorter than libmemcached's 5 s poll timeout: calls wait, then succeed
     assert result["false_misses"] == 0 and result["error_count"] == 0
@@ -100,9 +141,8 @@ def test_freeze_stalls_calls_without_errors(memcached):
     assert result["verdict"] == "recovered" and code == 0
 
 
-def test_idle_timeout_kicks_are_real():
-    code, doc = stale("--fault", "idle", "--idle-timeout", "1", "--strategy", "per-thread", "--mix", "get_multi=1",
-                      "--behavior", "retry_timeout=1", "--recover-within", "3s")
+def test_idle_timeout_kicks_are_real(in_background):
+    code, doc = in_background("idle")
     (result,) = doc["results"]
     assert "closed" in result["fault_detail"] and "idle connections" in result["fault_detail"]
     assert "closed no idle" not in result["fault_detail"]
@@ -120,7 +160,7 @@ def test_idle_timeout_kicks_are_real():
     (["--behavior", "retry_timeout=0"], "--behavior"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    process = run_mcpool("check-stale", *args)
+    process = invoke_mcpool("check-stale", *args)
     assert process.returncode == 2, process.stderr
     assert message in process.stderr and "Traceback" not in process.stderr
     assert len(process.stderr.strip().splitlines()) == 1

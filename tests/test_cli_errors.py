@@ -1,14 +1,16 @@
-"""Bad input and unusable environments: exit 2, one line, no traceback, no load."""
+"""Bad input and unusable environments: exit 2, one line, no traceback, no load.
+
+Most cases run in this process (CliRunner, through the same McpoolGroup.main and its sys.exit); a few run
+mcpool as a real process, so that the path a user takes (interpreter exit code, stderr) stays covered.
+"""
 
 
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from mcpool_cli.cli import cli
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool, run_mcpool
 
 
 def one_line_error(result, *fragments):
@@ -42,20 +44,17 @@ def one_line_error(result, *fragments):
     (["--json", "/no/such/folder/r.json"], ["--json", "does not exist"]),
     (["--json", "/tmp"], ["is a folder"]),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, fragments, monkeypatch):
-    monkeypatch.chdir(Path(__file__).parent)  # custom strategies import from the current folder
-    one_line_error(in_process("bench", "--duration", "1s", *args) if "--duration" not in args
-                   else in_process("bench", *args), *fragments)
+def test_bad_input_is_one_line_and_exit_2(args, fragments):
+    one_line_error(invoke_mcpool("bench", "--duration", "1s", *args) if "--duration" not in args
+                   else invoke_mcpool("bench", *args), *fragments)
 
 
-def in_process(*args: str) -> SimpleNamespace:
-    """mcpool run in this process (click's CliRunner), as a finished process looks: exit code and streams."""
-    result = CliRunner().invoke(cli, list(args))
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
-
-
-def test_the_real_exit_path_is_one_line_and_exit_2():
-    one_line_error(run_mcpool("bench", "--duration", "1s", "--behavior", "bogus=1"), "--behavior", "bogus")
+@pytest.mark.parametrize("args, fragments", [
+    (["--duration", "10x"], ["--duration", "not a duration"]),  # click's own error
+    (["--strategy", "fault_strategies:missing"], ["no callable named 'missing'"]),  # mcpool's UsageProblem
+])
+def test_bad_input_in_a_real_process_is_one_line_and_exit_2(args, fragments):
+    one_line_error(run_mcpool("bench", *args), *fragments)
 
 
 def test_missing_memcached_says_how_to_install(tmp_path):
@@ -66,7 +65,7 @@ def test_missing_memcached_says_how_to_install(tmp_path):
 
 
 def test_bad_servers_in_environment(monkeypatch):
-    one_line_error(run_mcpool("bench", env={"MCPOOL_SERVERS": "x:y:z"}), "HOST:PORT")
+    one_line_error(invoke_mcpool("bench", env={"MCPOOL_SERVERS": "x:y:z"}), "HOST:PORT")
 
 
 def test_every_command_has_help_with_an_example():

@@ -2,6 +2,7 @@
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -10,8 +11,9 @@ from mcpool_cli.cli import cli
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.report.compare import short_labels
 from mcpool_cli.report.saved import kind_of
+from tests.conftest import run_mcpool
 
-BENCH = ["--duration", "500ms", "--warmup", "100ms", "--keys", "200", "--quiet"]
+BENCH = ["--duration", "300ms", "--warmup", "100ms", "--keys", "200", "--quiet"]
 
 
 def mcpool(*args):
@@ -20,7 +22,10 @@ def mcpool(*args):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, memcached):
-    """Real documents, written once: two bench runs, and one of each check; (path, what the command printed)."""
+    """Real documents, written once: two bench runs, and one of each check; (path, what the command printed).
+
+    The leak check runs first and alone, as it counts the server's connections; the others then run side by
+    side as real processes (nothing asserted here depends on their speed)."""
     folder = tmp_path_factory.mktemp("saved")
     server = ["-s", memcached.spec]
     commands = {
@@ -29,17 +34,22 @@ def saved(tmp_path_factory, memcached):
         "b": ["bench", *server, *BENCH, "--threads", "3", "--strategy", "fifo"],
         "races": ["check-races", *server, "--strategy", "per-thread", "--trials", "1", "--duration", "200ms",
                   "--quiet"],
-        "leaks": ["check-leaks", *server, "--strategy", "fifo", "--strategy", "per-thread", "--churn", "10",
-                  "--concurrency", "2", "--quiet"],
         "stale": ["check-stale", *server, "--fault", "drop", "--strategy", "per-thread", "--before", "100ms",
                   "--recover-within", "500ms", "--quiet"],
     }
     written = {}
-    for name, args in commands.items():
-        path = folder / f"{name}.json"
-        result = mcpool(*args, "--json", path)
-        assert result.exit_code in (0, 1), result.stderr
-        written[name] = (path, result.stdout)
+    path = folder / "leaks.json"
+    result = mcpool("check-leaks", *server, "--strategy", "fifo", "--churn", "10", "--concurrency", "2", "--quiet",
+                    "--json", path)
+    assert result.exit_code in (0, 1), result.stderr
+    written["leaks"] = (path, result.stdout)
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        running = {name: pool.submit(run_mcpool, *args, "--json", str(folder / f"{name}.json"))
+                   for name, args in commands.items()}
+    for name, future in running.items():
+        process = future.result()
+        assert process.returncode in (0, 1), process.stderr
+        written[name] = (folder / f"{name}.json", process.stdout)
     return written
 
 

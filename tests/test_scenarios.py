@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from mcpool_cli.cli import cli
 from mcpool_cli.scenarios.loader import load, shipped, shipped_folder
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool, run_mcpool
 
 SHIPPED = [name for name, _ in shipped()]
 
@@ -24,7 +25,7 @@ def test_at_least_six_shipped_each_with_a_description_and_a_comment():
             "restart-under-load", "ci-smoke"} <= set(SHIPPED)
     for path in shipped_folder().glob("*.toml"):
         assert path.read_text().startswith("# "), f"{path.name} says what it models in a comment"
-    listed = run_mcpool("scenarios")
+    listed = invoke_mcpool("scenarios")
     assert listed.returncode == 0
     for name, description in shipped():
         assert name in listed.stdout and description.split()[0] in listed.stdout
@@ -55,7 +56,7 @@ def test_every_shipped_scenario_is_valid(name):
 def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
-    process = run_mcpool("run", str(path))
+    process = invoke_mcpool("run", str(path))
     assert process.returncode == 2, process.stderr
     assert len(process.stderr.strip().splitlines()) == 1 and "Traceback" not in process.stderr
     assert str(path) in process.stderr and message in process.stderr
@@ -64,13 +65,13 @@ def test_a_bad_file_is_exit_2_with_the_file_and_the_key(tmp_path, body, message)
 def test_a_restart_against_a_given_server_is_refused_before_any_phase_runs(memcached, tmp_path):
     path = tmp_path / "restart.toml"
     path.write_text('[bench]\nduration = "30s"\n[stale]\nstrategies = ["fifo"]\n')  # restart: check-stale's default
-    process = run_mcpool("run", str(path), "-s", memcached.spec)
+    process = invoke_mcpool("run", str(path), "-s", memcached.spec)
     assert process.returncode == 2 and "needs the memcached mcpool starts" in process.stderr
     assert "▶" not in process.stdout  # not even the bench phase began
 
 
 def test_a_missing_scenario_names_the_shipped_ones():
-    process = run_mcpool("run", "no-such-scenario")
+    process = invoke_mcpool("run", "no-such-scenario")
     assert process.returncode == 2 and "ci-smoke" in process.stderr
 
 
@@ -81,7 +82,7 @@ def test_run_writes_one_bundle_and_one_junit(memcached, tmp_path):
                         'thresholds = ["errors==0", "ops_per_s>1e9"]\n'
                         '[leaks]\nstrategies = ["fifo"]\nchurn = 20\nconcurrency = 4\n')
     results, report = tmp_path / "out.json", tmp_path / "junit.xml"
-    process = run_mcpool("run", str(scenario), "--duration", "300ms", "-s", memcached.spec, "-q",
+    process = invoke_mcpool("run", str(scenario), "--duration", "300ms", "-s", memcached.spec, "-q",
                          "--threshold", "leaked_connections==0", "--json", str(results), "--junit", str(report))
     assert process.returncode == 1, process.stderr  # ops_per_s>1e9 cannot hold
     bundle = json.loads(results.read_text())
@@ -98,17 +99,38 @@ def test_run_writes_one_bundle_and_one_junit(memcached, tmp_path):
     assert "2/3 thresholds held" in process.stdout
 
 
-QUICK_SERVER = {name: name != "restart-under-load" for name in SHIPPED}  # a restart needs mcpool's own server
+SHIPPED_AT_ONCE = 3  # restart-under-load mostly waits on timers; the others on round trips more than on the CPU
+
+
+@pytest.fixture(scope="module")
+def shipped_runs(tmp_path_factory):
+    """Every shipped scenario run once in quick mode as a real process, several at a time; name → (process, bundle path).
+
+    Each run gets the memcached mcpool starts for it (no -s, no MCPOOL_SERVERS): a restart needs mcpool's own
+    server, and runs side by side must not share one, as a leak check counts the connections on its server.
+    Running them side by side only makes latency thresholds fail more often, which the test accepts (exit 1).
+    """
+    folder = tmp_path_factory.mktemp("shipped")
+
+    def run(name: str):
+        results = folder / f"{name}.json"
+        process = run_mcpool("run", name, "--duration", "300ms", "-q", "--json", str(results),
+                             env={"MCPOOL_SERVERS": ""}, timeout=240)
+        return process, results
+
+    longest_first = sorted(SHIPPED, key=lambda name: name not in ("restart-under-load", "web-cache", "session-store"))
+    with ThreadPoolExecutor(max_workers=SHIPPED_AT_ONCE) as pool:
+        running = {name: pool.submit(run, name) for name in longest_first}
+    return {name: future.result() for name, future in running.items()}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_scenario_runs_quick_and_exits_as_its_thresholds_say(memcached, tmp_path, name):
-    results = tmp_path / "out.json"
-    server = ["-s", memcached.spec] if QUICK_SERVER[name] else []
-    process = run_mcpool("run", name, "--duration", "500ms", "-q", *server, "--json", str(results), timeout=120)
+def test_every_shipped_scenario_runs_quick_and_exits_as_its_thresholds_say(shipped_runs, name):
+    process, results = shipped_runs[name]
     assert process.returncode in (0, 1), process.stderr
     assert "Traceback" not in process.stderr
     bundle = json.loads(results.read_text())
+    assert bundle["scenario"] == name and bundle["quick_s"] == 0.3
     failed_thresholds = [r for r in bundle["thresholds"] if not r["ok"]]
     failed_phases = [p for p in bundle["phases"] if p["exit_code"]]
     assert len(bundle["phases"]) == len(load(name, cli.commands).phases)
@@ -152,7 +174,7 @@ def test_json_to_stdout_is_only_json(memcached):
 def test_late_checks_run_before_any_phase(tmp_path):
     path = tmp_path / "late.toml"
     path.write_text('[bench]\nduration = "30s"\n[stale]\nfault = "drop"\nbehaviors = { no_such = 1 }\n')
-    process = run_mcpool("run", str(path))
+    process = invoke_mcpool("run", str(path))
     assert process.returncode == 2 and f"{path}: [stale] --behavior" in process.stderr
     assert "▶" not in process.stdout
 

@@ -9,7 +9,7 @@ from mcpool_cli.report import junit
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import by_name
 from mcpool_cli.report.thresholds import check_metrics, evaluate, parse_threshold
-from tests.conftest import run_mcpool
+from tests.conftest import invoke_mcpool
 
 
 def test_parse_units_and_operators():
@@ -90,7 +90,7 @@ def test_junit_has_a_case_per_verdict_and_threshold():
 
 def test_thresholds_on_a_real_bench(memcached, tmp_path):
     report, results = tmp_path / "junit.xml", tmp_path / "out.json"
-    process = run_mcpool("bench", "-s", memcached.spec, "--strategy", "per-thread", "--threads", "2",
+    process = invoke_mcpool("bench", "-s", memcached.spec, "--strategy", "per-thread", "--threads", "2",
                          "--duration", "500ms", "--warmup", "100ms", "--keys", "200", "--quiet",
                          "--threshold", "errors==0", "--threshold", "p99<10s", "--threshold", "ops_per_s>1e9",
                          "--junit", str(report), "--json", str(results))
@@ -104,6 +104,6 @@ def test_thresholds_on_a_real_bench(memcached, tmp_path):
 
 def test_a_bad_threshold_is_exit_2_before_any_load(memcached):
     for args in (["--threshold", "p99<2"], ["--threshold", "false_misses==0"]):
-        process = run_mcpool("bench", "-s", memcached.spec, *args)
+        process = invoke_mcpool("bench", "-s", memcached.spec, *args)
         assert process.returncode == 2 and len(process.stderr.strip().splitlines()) == 1, process.stderr
         assert "Traceback" not in process.stderr and "measuring" not in process.stderr
