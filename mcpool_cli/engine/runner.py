@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Protocol
 
 from mcpool_cli.errors import UsageProblem
+from mcpool_cli.engine.children import child_env, die_with_parent_hook
 from mcpool_cli.engine.plan import RunPlan, WorkerPlan
 from mcpool_cli.engine.outcomes import WorkerOutcome
 
@@ -90,11 +91,10 @@ class WorkerProcess:
 
     def __init__(self, plan: WorkerPlan, events: queue.Queue) -> None:
         self.index = plan.worker_index
-        env = dict(os.environ, LIBC_FATAL_STDERR_="1")  # glibc's fatal messages go to stderr, not the tty
-        try:
+        try:  # the kernel kills the worker if mcpool dies: its own stdin watcher may never get the GIL
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mcpool_cli.engine.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True, env=env)
+                stderr=subprocess.PIPE, start_new_session=True, env=child_env(), preexec_fn=die_with_parent_hook())
         except OSError as exc:
             raise UsageProblem(f"cannot start a worker process ({exc.strerror or exc}); "
                                "lower --processes or raise the open-files limit") from exc

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
+from mcpool_cli.engine.children import exit_if_orphaned
 from mcpool_cli.engine.plan import ClientConfig, WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, build_strategy
 from mcpool_cli.engine.workload import KeySpace, build_key_space
@@ -147,6 +148,7 @@ def protocol_stream() -> BinaryIO:
 
 def main() -> None:
     """Plan on stdin; `ready` once populated; wait for the parent's `go` so all workers start together."""
+    exit_if_orphaned()
     stdin = sys.stdin.buffer
     plan = WorkerPlan.from_json(stdin.readline().decode())
     emitter = Emitter(protocol_stream())

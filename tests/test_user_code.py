@@ -1,0 +1,50 @@
+"""User code (custom strategies) never runs in the process that reports, and never outlives it.
+
+Every test runs mcpool as a real process (cwd tests/, where the usercode_*.py modules are), since the point is
+what happens to that process: a module that exits, crashes, hangs or prints at import, a worker stuck with the
+GIL held when mcpool is killed.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import TESTS
+from tests.test_interrupt import alive, descendants
+
+
+def test_workers_die_with_mcpool_even_when_their_threads_hold_the_gil(tmp_path):
+    marker = tmp_path / "spinning"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcpool_cli", "bench", "--duration", "120s", "--warmup", "0s", "--keys", "100",
+         "--threads", "2", "--hang-timeout", "120s", "--quiet", "--strategy", "usercode_spins:spinning_pool"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=TESTS,
+        env={**os.environ, "MCPOOL_TEST_SPIN_MARKER": str(marker)})
+    left: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the worker never started spinning"
+        left = descendants(process.pid)  # the worker(s) and the memcached this mcpool started
+        worker = int(marker.read_text().split()[0])
+        assert worker in left
+        assert any(b"memcached" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left if alive(pid))
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in left if alive(pid)], "processes outlived mcpool's kill -9"
+    finally:
+        process.kill()
+        process.wait()
+        for pid in left:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
