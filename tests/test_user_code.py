@@ -5,6 +5,7 @@ what happens to that process: a module that exits, crashes, hangs or prints at i
 GIL held when mcpool is killed.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +13,44 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import TESTS
+from tests.conftest import QUICK, TESTS, run_mcpool
+from tests.test_cli_errors import one_line_error
 from tests.test_interrupt import alive, descendants
+
+
+def test_a_module_that_exits_at_import_is_one_line_and_exit_2():
+    one_line_error(run_mcpool("bench", "--duration", "1s", "--strategy", "usercode_exits_at_import:make"),
+                   "custom strategy 'usercode_exits_at_import:make'", "exited with status 5 while importing")
+
+
+def test_a_module_that_segfaults_at_import_is_one_line_and_exit_2():
+    one_line_error(run_mcpool("bench", "--duration", "1s", "--strategy", "usercode_segfaults_at_import:make"),
+                   "custom strategy 'usercode_segfaults_at_import:make'", "killed the process (SIGSEGV)")
+
+
+def test_a_module_that_hangs_at_import_is_stopped_by_the_hang_timeout():
+    result = run_mcpool("bench", "--duration", "1s", "--hang-timeout", "1s",
+                        "--strategy", "usercode_hangs_at_import:make", timeout=30)
+    one_line_error(result, "custom strategy 'usercode_hangs_at_import:make'", "did not finish importing within 1s")
+
+
+def test_a_module_is_never_imported_by_mcpool_and_its_prints_stay_off_stdout(memcached, tmp_path):
+    log = tmp_path / "imports.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcpool_cli", "bench", "-s", memcached.spec, *QUICK, "--json", "-",
+         "--strategy", "usercode_prints_at_import:make"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS,
+        env={**os.environ, "MCPOOL_TEST_IMPORT_LOG": str(log)})
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    document = json.loads(out)  # pure JSON: the module's print() went elsewhere
+    assert document["runs"][0]["strategy"] == "usercode_prints_at_import:make"
+    importers = [int(line) for line in log.read_text().split()]
+    assert importers, "the module was never imported (neither to check it nor in a worker)"
+    assert process.pid not in importers
 
 
 def test_workers_die_with_mcpool_even_when_their_threads_hold_the_gil(tmp_path):

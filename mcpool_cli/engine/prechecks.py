@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mcpool_cli.engine.probe import check_importable
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.strategies import BUILTIN, is_custom, load_factory
+from mcpool_cli.engine.strategies import BUILTIN, is_custom, split_spec
 from mcpool_cli.errors import UsageProblem
 
 SAFE_DEFAULT = ("fifo", "thread-mapped", "per-thread")  # the strategies a command runs without --strategy
@@ -34,13 +35,17 @@ def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) 
 
 
 def validate_custom(strategies: tuple[str, ...], import_path: tuple[str, ...], hang_timeout_s: float) -> None:
-    """Checks every command shares: custom strategies import, the hang timeout is workable."""
+    """Checks every command shares: custom strategies import, the hang timeout is workable.
+
+    Each custom strategy is imported in a child process (engine/probe.py), under a watchdog of --hang-timeout:
+    a module that exits, crashes, hangs or prints at import cannot take mcpool (or its stdout) with it."""
     if hang_timeout_s < MIN_HANG_TIMEOUT_S:
         raise UsageProblem(f"--hang-timeout must be at least {MIN_HANG_TIMEOUT_S:g}s: workers report progress "
                            "a few times a second and need a moment to start")
     for name in strategies:
         if is_custom(name):
-            load_factory(name, import_path)
+            split_spec(name)
+            check_importable(name, import_path, hang_timeout_s)
 
 
 def check_client(servers: tuple[ServerAddress, ...], binary: bool = False,

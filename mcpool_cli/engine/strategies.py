@@ -221,13 +221,22 @@ def is_custom(name: str) -> bool:
     return ":" in name
 
 
-def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., Any]:
-    """Import `module:callable`; every failure becomes one UsageProblem line."""
+def split_spec(spec: str) -> tuple[str, str]:
+    """`module:callable` as (module, callable), without importing anything; a UsageProblem when malformed."""
     from mcpool_cli.errors import UsageProblem
 
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UsageProblem(f"custom strategy {spec!r} must look like module:callable, e.g. myapp.cache:make_pool")
+    return module_name, attr
+
+
+def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Import `module:callable`; every failure becomes one UsageProblem line. Only ever called in a child process
+    (a worker, or the probe that checks a custom strategy before the load): user code never runs in mcpool."""
+    from mcpool_cli.errors import UsageProblem
+
+    module_name, attr = split_spec(spec)
     for entry in reversed(import_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
