@@ -191,3 +191,40 @@ def inflight_pool(master: pylibmc.Client, threads: int) -> _SharedInflight:
     """One pure-Python client shared by every thread: under concurrency it raises KeyError, AssertionError or
     AttributeError from its own code, and never returns another key's value."""
     return _SharedInflight(master)
+
+
+class _RaisesNow:
+    """A client whose get raises KeyError now and then, from its own code, as a buggy wrapper does."""
+
+    def __init__(self, client: pylibmc.Client, pool: "_Erring") -> None:
+        self.client, self.pool = client, pool
+
+    def get(self, key: str):
+        self.pool.gets += 1  # under the pool's lock: one thread at a time holds this client
+        n = self.pool.gets
+        if n % 7 == 0:
+            return {}[key]  # KeyError
+        return self.client.get(key)
+
+    def set(self, *args, **kwargs):
+        return self.client.set(*args, **kwargs)
+
+
+class _Erring:
+    """One client, connected up front and lent to one thread at a time: nothing to leak, no connection per thread."""
+
+    def __init__(self, master: pylibmc.Client) -> None:
+        self.client = master
+        self.client.get("mcpool-test:connect")  # connected before the churn's baseline is read
+        self.lock = threading.Lock()
+        self.gets = 0
+
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            yield _RaisesNow(self.client, self)
+
+
+def erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
+    """One client lent to one thread at a time (no leak, no churn), whose get raises KeyError on every 7th call."""
+    return _Erring(master)
