@@ -228,3 +228,22 @@ class _Erring:
 def erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
     """One client lent to one thread at a time (no leak, no churn), whose get raises KeyError on every 7th call."""
     return _Erring(master)
+
+
+class _EarlyErring(_Erring):
+    """_Erring whose get raises only in the first 0.3 s of the load: before check-stale's fault strikes."""
+
+    first = 0.0
+
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            self.first = self.first or time.monotonic()
+            self.gets = 1 if time.monotonic() - self.first > 0.3 else self.gets  # never a 7th get after 0.3 s
+            yield _RaisesNow(self.client, self)
+
+
+def early_erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
+    """One client lent to one thread at a time whose get raises KeyError on every 7th call, only in the first
+    0.3 s of the load (check-stale's fault strikes later): errors no fault explains."""
+    return _EarlyErring(master)
