@@ -221,3 +221,29 @@ def test_error_sites_are_capped():
     merged = merge_race_batches(batches)
     assert len(merged.error_sites) == MAX_SITES + 1 and merged.error_sites[OTHER_SITES] == 5
     assert merged.library_errors == MAX_SITES + 5
+
+
+def test_a_call_still_waiting_for_a_client_when_the_trial_ends_is_no_error():
+    import queue
+
+    from mcpool_cli.checks.races.loop import RaceThread
+    from mcpool_cli.engine.strategies import Strategy
+
+    class Exhausted(Strategy):
+        def reserve(self):
+            raise queue.Empty
+
+    ended = RaceThread(Exhausted(), "p:", 1, 0, 0, lambda batch: None, 1)
+    assert ended.call("get", "p:s1") == (False, None)
+    assert ended.batch.errors == {} and ended.batch.error_sites == {}
+    running = RaceThread(Exhausted(), "p:", 1, 0, 2**62, lambda batch: None, 1)
+
+    class Refusing(Strategy):
+        def reserve(self):
+            raise RuntimeError("no client for you")
+
+    running.strategy = Refusing()
+    assert running.call("get", "p:s1") == (False, None)
+    assert running.batch.errors == {"RuntimeError": 1} and running.batch.library_errors == 0
+    (site,) = running.batch.error_sites
+    assert site.startswith("RuntimeError at ") and site.endswith("test_races_units.py:reserve")

@@ -97,6 +97,8 @@ class RaceThread:
         try:
             return True, leased_call(self.strategy, self.end_ns, method, key, *args)
         except Exception as exc:
+            if isinstance(exc, queue.Empty) and perf_counter_ns() >= self.end_ns:
+                return False, None  # the trial ended while this call waited for a client: no call was made
             self._error(exc, key)
             return False, None
 
