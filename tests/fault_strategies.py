@@ -139,3 +139,111 @@ class _Refusing(_CountingPool):
 def refusing_pool(master: pylibmc.Client, threads: int) -> _CountingPool:
     """Every reserve() raises: nothing is ever checked, so nothing may be called safe."""
     return _Refusing(master, threads)
+
+
+class _InflightClient:
+    """A thin pure-Python client over pylibmc, as many pure-Python libraries are built: it tracks requests in
+    flight and its read buffer in shared state, so two threads using it at once trip over each other now and
+    then, in well under 1% of calls. It raises from its own code (KeyError, AssertionError, AttributeError) but never returns a wrong value:
+    the real client under it is used by one thread at a time."""
+
+    def __init__(self, master: pylibmc.Client) -> None:
+        self.client = master.clone()
+        self.lock = threading.Lock()
+        self.inflight: dict[str, str] = {}
+        self.calls = 0
+        self.buffer: bytes | None = b""
+
+    def _call(self, op: str, key: str, *args):
+        self.calls += 1
+        self.inflight[key] = op
+        if self.calls % 256 == 0:  # a "reconnect": the buffer is gone for a moment
+            self.buffer = None
+            time.sleep(0)
+            self.buffer = b""
+        with self.lock:
+            reply = getattr(self.client, op)(key, *args)
+        self.buffer.strip()  # AttributeError while another thread reconnects
+        if self.calls % 16:
+            self.inflight.pop(key, None)
+        else:  # the library's careless path: KeyError when another thread did the same key and removed it first
+            del self.inflight[key]
+        assert key not in self.inflight, "a request in flight twice"  # another thread started the same key
+        return reply
+
+    def get(self, key: str):
+        return self._call("get", key)
+
+    def set(self, key: str, *args):
+        return self._call("set", key, *args)
+
+
+class _SharedInflight:
+    def __init__(self, master: pylibmc.Client) -> None:
+        self.shared = _InflightClient(master)
+
+    @contextlib.contextmanager
+    def reserve(self):
+        yield self.shared
+
+
+def inflight_pool(master: pylibmc.Client, threads: int) -> _SharedInflight:
+    """One pure-Python client shared by every thread: under concurrency it raises KeyError, AssertionError or
+    AttributeError from its own code, and never returns another key's value."""
+    return _SharedInflight(master)
+
+
+class _RaisesNow:
+    """A client whose get raises KeyError now and then, from its own code, as a buggy wrapper does."""
+
+    def __init__(self, client: pylibmc.Client, pool: "_Erring") -> None:
+        self.client, self.pool = client, pool
+
+    def get(self, key: str):
+        self.pool.gets += 1  # under the pool's lock: one thread at a time holds this client
+        n = self.pool.gets
+        if n % 7 == 0:
+            return {}[key]  # KeyError
+        return self.client.get(key)
+
+    def set(self, *args, **kwargs):
+        return self.client.set(*args, **kwargs)
+
+
+class _Erring:
+    """One client, connected up front and lent to one thread at a time: nothing to leak, no connection per thread."""
+
+    def __init__(self, master: pylibmc.Client) -> None:
+        self.client = master
+        self.client.get("mcpool-test:connect")  # connected before the churn's baseline is read
+        self.lock = threading.Lock()
+        self.gets = 0
+
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            yield _RaisesNow(self.client, self)
+
+
+def erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
+    """One client lent to one thread at a time (no leak, no churn), whose get raises KeyError on every 7th call."""
+    return _Erring(master)
+
+
+class _EarlyErring(_Erring):
+    """_Erring whose get raises only in the first 0.3 s of the load: before check-stale's fault strikes."""
+
+    first = 0.0
+
+    @contextlib.contextmanager
+    def reserve(self):
+        with self.lock:
+            self.first = self.first or time.monotonic()
+            self.gets = 1 if time.monotonic() - self.first > 0.3 else self.gets  # never a 7th get after 0.3 s
+            yield _RaisesNow(self.client, self)
+
+
+def early_erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
+    """One client lent to one thread at a time whose get raises KeyError on every 7th call, only in the first
+    0.3 s of the load (check-stale's fault strikes later): errors no fault explains."""
+    return _EarlyErring(master)

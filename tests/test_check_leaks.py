@@ -50,3 +50,22 @@ def test_leak_verdicts():
     assert leak_verdict(figures(after_connections=12)) == ("leak", 7)
     assert leak_verdict(figures(after_connections=15, standing_clients=10, connections_opened=10)) == ("clean", 0)
     assert leak_verdict(figures(dead_thread_clients=3)) == ("leak", 3)
+
+
+def test_a_churn_whose_threads_raise_is_not_clean(memcached, monkeypatch):
+    from tests.conftest import TESTS
+
+    monkeypatch.chdir(TESTS)
+    code, results = leaks(memcached, "--strategy", "fault_strategies:erring_pool", "--strategy", "fifo")
+    erring = results["fault_strategies:erring_pool"]
+    assert erring["verdict"] == "inconclusive" and erring["leaked_connections"] == 0, erring
+    assert erring["churn_errors"] > 0
+    assert list(erring["churn_error_sites"]) == ["KeyError at fault_strategies.py:get"]
+    assert results["fifo"]["verdict"] == "clean" and results["fifo"]["churn_errors"] == 0
+    assert code == 1
+
+
+def test_errors_keep_a_churn_from_clean_but_not_from_leak():
+    assert leak_verdict(figures(churn_errors=3)) == ("inconclusive", 0)
+    assert leak_verdict(figures(connections_opened=100, churn_errors=1)) == ("inconclusive", 0)
+    assert leak_verdict(figures(after_connections=12, churn_errors=3)) == ("leak", 7)

@@ -96,3 +96,22 @@ def test_fork_takes_no_strategy_and_trials_need_time(memcached):
     assert result.exit_code == 2 and "--fork" in result.stderr
     result = CliRunner().invoke(cli, ["check-races", "-s", memcached.spec, "--duration", "0s"])
     assert result.exit_code == 2 and "--duration" in result.stderr
+
+
+def test_errors_raised_inside_a_shared_library_are_a_race_not_safe(races):
+    """A pure-Python client shared by 8 threads raises KeyError / AttributeError / AssertionError from its own code
+    in well under 1% of calls and never answers with another key's value: that is a race, with where it raised."""
+    code, doc, _ = races("--strategy", "fault_strategies:inflight_pool", "--strategy", "fifo",
+                         "--strategy", "per-thread", "--trials", "1", "--threads", "8")
+    results = by_strategy(doc)
+    shared = results["fault_strategies:inflight_pool"]
+    assert shared["verdict"] == "racy" and shared["anomaly_count"] == 0, shared["summary"]
+    assert shared["library_errors"] > 0 and shared["unexplained_errors"] == sum(shared["errors"].values())
+    assert shared["error_sites"] and all(site.split(" at ")[1].startswith("fault_strategies.py:")
+                                         for site in shared["error_sites"])
+    assert set(shared["errors"]) <= {"KeyError", "AttributeError", "AssertionError"}
+    assert shared["trials"][0]["error_sites"] == shared["error_sites"]
+    assert "inside the client library" in shared["summary"] and "own code" in shared["advice"]
+    for builtin in ("fifo", "per-thread"):
+        assert results[builtin]["verdict"] == "safe" and results[builtin]["error_sites"] == {}
+    assert code == 1

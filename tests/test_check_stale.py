@@ -141,6 +141,19 @@ def test_freeze_stalls_calls_without_errors(in_background):
     assert result["verdict"] == "recovered" and code == 0
 
 
+def test_errors_before_the_fault_keep_a_run_from_recovered(memcached, monkeypatch):
+    """A client that raises KeyError in the first 0.3 s, before the fault strikes, against a healthy server."""
+    monkeypatch.chdir(TESTS)
+    code, doc = stale("-s", memcached.spec, "--fault", "freeze", "--outage", "500ms", "--recover-within", "2s",
+                      "--mix", "get=1", "--strategy", "fault_strategies:early_erring_pool")
+    (result,) = doc["results"]
+    assert result["verdict"] == "unexplained-errors", result
+    assert result["errors_before_fault"] == result["errors"]["KeyError"] > 0
+    assert result["unexplained_errors"] == result["errors_before_fault"] and result["errors_after_settled"] == 0
+    assert "server healthy" in result["advice"]
+    assert code == 1
+
+
 def test_idle_timeout_kicks_are_real(in_background):
     code, doc = in_background("idle")
     (result,) = doc["results"]
@@ -227,3 +240,17 @@ def test_proxy_forwards_freezes_and_drops(memcached):
         assert conn.recv(100) == b""  # closed under the client
     with pytest.raises(OSError):
         socket.create_connection((proxy.address.host, proxy.address.port), timeout=0.5)
+
+
+def test_analyse_tells_errors_the_fault_does_not_explain():
+    oks = {t: 1 for t in [*range(100, 1000, 10), *range(2005, 4000, 10)]}
+    times = FaultTimes(start_ns=ms(1000), back_ns=ms(2000))
+    during = {t: 1 for t in range(1001, 2000, 10)}
+    clean = analyse(StaleBatch(ok_ms=oks, fail_ms=during, errors={"ServerDown": 100}), times)
+    assert (clean.errors_before_fault, clean.errors_after_settled, clean.unexplained_errors) == (0, 0, 0)
+    early = analyse(StaleBatch(ok_ms=oks, fail_ms={**during, 200: 2, 998: 1, 999: 1}), times)
+    assert early.errors_before_fault == 3  # 999 ends within a millisecond of the fault: it may be the fault's
+    late = analyse(StaleBatch(ok_ms=oks, fail_ms={**during, 2300: 1, 3600: 2, 3700: 1}), times)
+    assert late.errors_before_fault == 0 and late.errors_after_settled == 3  # 2300: still the outage's tail
+    never = analyse(StaleBatch(ok_ms={t: 1 for t in range(100, 1000, 10)}, fail_ms={**during, 3500: 1}), times)
+    assert never.errors_after_settled == 0 and never.recovery_s is None

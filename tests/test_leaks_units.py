@@ -8,7 +8,7 @@ from rich.console import Console
 
 from mcpool_cli.checks.leaks.command import validate
 from mcpool_cli.checks.leaks.loop import ChurnFigures, progress_message
-from mcpool_cli.checks.leaks.render import checks_summary, render
+from mcpool_cli.checks.leaks.render import check_report, checks_summary, render
 from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakCheck, LeakOptions, LeakSession, LeakStats, from_json
 from mcpool_cli.engine.outcomes import WorkerOutcome
 from mcpool_cli.engine.server import parse_server
@@ -69,6 +69,20 @@ def test_a_saved_check_keeps_its_judgement():
     row = {**checks()[0].to_json(), "verdict": "leak", "leaked_connections": 3, "advice": "as saved"}
     loaded = LeakCheck.from_json(row)
     assert (loaded.verdict, loaded.leaked, loaded.advice) == ("leak", 3, "as saved")
+
+
+def test_churn_errors_travel_and_files_without_them_still_load():
+    erring = figures(churn_errors=4, churn_error_sites={"KeyError at lib.py:get": 4})
+    assert ChurnFigures.from_message(json.loads(json.dumps(erring.to_message()))) == erring
+    check = LeakCheck.judged("x.y:pool", True, WorkerOutcome(), erring)
+    assert check.verdict == "inconclusive" and "churn_error_sites" in check.advice
+    assert LeakCheck.from_json(json.loads(json.dumps(check.to_json()))) == check
+    old = {k: v for k, v in checks()[0].to_json().items() if k not in ("churn_errors", "churn_error_sites")}
+    assert LeakCheck.from_json(old) == checks()[0]
+    assert "inconclusive" not in LeakSession.KIND.good_verdicts
+    console = Console(record=True, width=120)
+    console.print(check_report(check, True))
+    assert "4 churn threads raised: KeyError at lib.py:get 4" in console.export_text()
 
 
 def test_damaged_figures_are_refused():

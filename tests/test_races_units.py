@@ -102,9 +102,13 @@ def test_a_judged_check_and_its_session_load_back_as_they_were_written():
     loaded = from_json(session.to_json())
     assert (loaded.options, loaded.servers, loaded.results, loaded.run_id) == (
         session.options, session.servers, session.results, session.run_id)
-    batch = RaceBatch(ops=30, checked=20, anomalies={"stale_own": 1}, errors={"Error": 2}, first_anomaly_ns=1500,
-                      examples=examples)
+    batch = RaceBatch(ops=30, checked=20, anomalies={"stale_own": 1}, errors={"Error": 2, "KeyError": 3},
+                      first_anomaly_ns=1500, examples=examples,
+                      error_sites={"pylibmc.Error at pylibmc": 2, "KeyError at lib/client.py:_fetch": 3},
+                      library_errors=3)
     assert RaceBatch.from_message(batch.to_message()) == batch
+    old = {k: v for k, v in batch.to_message().items() if k not in ("error_sites", "library_errors")}
+    assert RaceBatch.from_message(old).error_sites == {} and RaceBatch.from_message(old).library_errors == 0
 
 
 def test_seed_drives_the_order_of_keys_a_thread_visits():
@@ -126,3 +130,120 @@ def test_examples_saved_before_got_was_text_read_back_as_replies():
     assert example_from_json({**old, "got": "None"})["got"] is None
     assert example_from_json({**old, "got": None})["got"] is None
     assert example_from_json({**old, "got": "Error: error 21 from memcached_get"})["got"].startswith("Error: ")
+
+
+def test_safe_needs_no_unexplained_error():
+    assert verdict(["ok"], 0, checked=100_000, errors=1, ops=150_000) == "inconclusive"
+    assert verdict(["ok"], 0, checked=100_000, errors=1, ops=150_000, library_errors=1) == "racy"
+    assert verdict(["ok", "interrupted"], 0, checked=1000, errors=3, ops=3000, library_errors=3) == "racy"
+    assert verdict(["ok", "crashed"], 0, checked=1000, errors=3, ops=3000, library_errors=3) == "crashed"
+    assert verdict(["ok"], 0, checked=100_000, errors=0, ops=150_000) == "safe"
+
+
+def _raise(exc):
+    try:
+        raise exc
+    except Exception as caught:
+        return caught
+
+
+def test_an_error_names_where_it_was_raised_and_whether_only_concurrency_explains_it():
+    from mcpool_cli.checks.races.stamps import error_site
+    from tests import fault_strategies
+
+    def fetch(table):
+        return table["gone"]
+
+    try:
+        fetch({})
+    except KeyError as exc:
+        site, library = error_site(exc)
+        assert site.startswith("KeyError at ") and site.endswith("test_races_units.py:fetch") and library
+    site, library = error_site(_raise(TimeoutError("timed out")))  # socket errors and timeouts are OSErrors
+    assert site.endswith("test_races_units.py:_raise") and library
+    assert error_site(_raise(RuntimeError("no client")))[1] is False  # not an error only concurrency explains
+    assert error_site(SocketCreateError("error 11"))[0] == "SocketCreateError at tests.test_races_units"  # no frame
+    assert fault_strategies.inflight_pool.__doc__
+
+
+def test_raised_from_mcpool_itself_is_no_library_error():
+    """An exception a C extension raises comes out of mcpool's own call: named by its module, not evidence."""
+    from mcpool_cli.checks.races.stamps import error_site
+    from mcpool_cli.engine.strategies import leased_call
+
+    class Pool:
+        def reserve(self):
+            class Lease:
+                def __enter__(self):
+                    return {}  # a dict: .get(key) of a missing method is AttributeError raised in leased_call
+
+                def __exit__(self, *exc):
+                    return False
+            return Lease()
+
+    try:
+        leased_call(Pool(), 0, "fetch", "k")
+    except AttributeError as exc:
+        assert error_site(exc) == ("AttributeError at builtins", False)
+
+
+def test_errors_after_a_server_event_are_shown_and_set_aside():
+    from collections import Counter
+
+    from mcpool_cli.checks.races.session import RaceStats, StrategyCheck, Trial
+    from mcpool_cli.engine.outcomes import WorkerOutcome
+
+    def trial(evictions=0, flushed=False, library=0, **errors):
+        stats = RaceStats(completed=150_000, checked=100_000, errors=Counter(errors), library_errors=library,
+                          error_sites={f"{name} at lib.py:read": count for name, count in errors.items()})
+        return Trial(1, WorkerOutcome("ok"), stats, evictions, flushed)
+
+    racy = StrategyCheck.judged("custom:pool", (trial(library=28, KeyError=28), trial()))
+    assert racy.verdict == "racy" and racy.error_sites == {"KeyError at lib.py:read": 28}
+    assert "inside the client library" in racy.summary and racy.affected == 1
+    row = racy.to_json()
+    assert row["error_sites"] == {"KeyError at lib.py:read": 28} and row["library_errors"] == 28
+    assert row["unexplained_errors"] == 28 and StrategyCheck.from_json(row) == racy
+    unexplained = StrategyCheck.judged("custom:pool", (trial(ServerDown=3),))
+    assert unexplained.verdict == "inconclusive" and "ServerDown at lib.py:read" in unexplained.summary
+    restarted = StrategyCheck.judged("custom:pool", (trial(flushed=True, library=5, ConnectionResetError=5),))
+    assert restarted.verdict == "safe" and restarted.errors and restarted.unexplained_errors == 0
+    evicted = StrategyCheck.judged("custom:pool", (trial(evictions=2, ServerError=5),))
+    assert evicted.verdict == "safe"
+
+
+def test_error_sites_are_capped():
+    from mcpool_cli.checks.races.loop import RaceBatch, merge_race_batches
+    from mcpool_cli.checks.races.stamps import MAX_SITES, OTHER_SITES
+
+    batches = [RaceBatch(errors={"KeyError": 1}, error_sites={f"KeyError at m.py:f{i}": 1}, library_errors=1)
+               for i in range(MAX_SITES + 5)]
+    merged = merge_race_batches(batches)
+    assert len(merged.error_sites) == MAX_SITES + 1 and merged.error_sites[OTHER_SITES] == 5
+    assert merged.library_errors == MAX_SITES + 5
+
+
+def test_a_call_still_waiting_for_a_client_when_the_trial_ends_is_no_error():
+    import queue
+
+    from mcpool_cli.checks.races.loop import RaceThread
+    from mcpool_cli.engine.strategies import Strategy
+
+    class Exhausted(Strategy):
+        def reserve(self):
+            raise queue.Empty
+
+    ended = RaceThread(Exhausted(), "p:", 1, 0, 0, lambda batch: None, 1)
+    assert ended.call("get", "p:s1") == (False, None)
+    assert ended.batch.errors == {} and ended.batch.error_sites == {}
+    running = RaceThread(Exhausted(), "p:", 1, 0, 2**62, lambda batch: None, 1)
+
+    class Refusing(Strategy):
+        def reserve(self):
+            raise RuntimeError("no client for you")
+
+    running.strategy = Refusing()
+    assert running.call("get", "p:s1") == (False, None)
+    assert running.batch.errors == {"RuntimeError": 1} and running.batch.library_errors == 0
+    (site,) = running.batch.error_sites
+    assert site.startswith("RuntimeError at ") and site.endswith("test_races_units.py:reserve")

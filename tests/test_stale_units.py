@@ -44,6 +44,19 @@ def test_verdict_and_advice_are_judged_once():
     assert hung.advice == "The run did not finish (no progress for 10 s)."
 
 
+def test_errors_the_fault_does_not_explain_keep_a_run_from_recovered():
+    early = check(errors_before_fault=3)
+    assert early.verdict == "unexplained-errors" and "3 before the fault" in early.advice
+    assert check(errors_after_settled=2).verdict == "unexplained-errors"
+    assert check(errors_before_fault=3, false_misses=4, false_miss_ops=1).verdict == "false-misses"
+    assert "unexplained-errors" not in StaleSession.KIND.good_verdicts
+    row = early.to_json()
+    assert row["unexplained_errors"] == 3 and StaleCheck.from_json(json.loads(json.dumps(row))) == early
+    old = {k: v for k, v in check().to_json().items()
+           if k not in ("errors_before_fault", "errors_after_settled", "unexplained_errors")}
+    assert StaleCheck.from_json(old) == check()
+
+
 @pytest.mark.parametrize("made", [check(), check(no_fault=True), check(worker=WorkerOutcome("crashed", "SIGSEGV")),
                                   check(false_misses=4, false_miss_ops=1, first_failure_s=None)])
 def test_a_check_reads_back_as_written(made):

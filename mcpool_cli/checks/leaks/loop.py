@@ -13,9 +13,10 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
+from mcpool_cli.checks.races.stamps import add_site, error_site
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.server import ServerAddress, parse_server
 from mcpool_cli.engine.worker import Emitter, Prepared, prepare_strategy
@@ -93,6 +94,9 @@ class ChurnFigures:
     held_by_pool: int  # clients the strategy still holds after every thread ended
     dead_thread_clients: int  # of those, clients a thread took and never gave back (by never-reused token)
     open_sockets_after: int
+    churn_errors: int = 0  # calls (or thread_done) that raised in the churn threads: a clean verdict needs none
+    churn_error_sites: dict[str, int] = field(default_factory=dict)  # where they were raised, capped
+    OPTIONAL = ("churn_errors", "churn_error_sites")  # absent from files written before they were counted
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,7 +104,10 @@ class ChurnFigures:
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "ChurnFigures":
         """The figures saved flattened into a result row: every one must be there, a whole number."""
-        return cls(**{f.name: whole(f.name, row[f.name]) for f in fields(cls)})
+        counts = {f.name: whole(f.name, row[f.name]) for f in fields(cls) if f.name not in cls.OPTIONAL}
+        sites = row.get("churn_error_sites") or {}
+        return cls(**counts, churn_errors=whole("churn_errors", row.get("churn_errors", 0)),
+                   churn_error_sites={str(site): whole(site, n) for site, n in sites.items()})
 
     def to_message(self) -> dict[str, Any]:
         """The snapshot message that carries the figures to the parent, at the end of the churn."""
@@ -134,17 +141,25 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
     sampler.peak = baseline
     owners: dict[int, int] = {}  # id(client) -> token of the thread that used it
     gate, lock = threading.Semaphore(concurrency), threading.Lock()
+    errors: list[int] = [0]
+    sites: dict[str, int] = {}
 
     def body(token: int) -> None:
         try:
-            for n in range(ops_per_thread):
-                key = f"{prefix}t{token}:{n}"
-                with strategy.reserve() as client:
-                    with lock:
-                        owners[id(client)] = token
-                    client.set(key, b"x", 60)
-                    client.get(key)
-            strategy.thread_done()
+            try:
+                for n in range(ops_per_thread):
+                    key = f"{prefix}t{token}:{n}"
+                    with strategy.reserve() as client:
+                        with lock:
+                            owners[id(client)] = token
+                        client.set(key, b"x", 60)
+                        client.get(key)
+            finally:
+                strategy.thread_done()  # as each thread ends, as an application's `finally` would
+        except Exception as exc:  # counted, not printed: a churn with errors proves nothing clean
+            with lock:
+                errors[0] += 1
+                add_site(sites, error_site(exc)[0])
         finally:
             gate.release()
 
@@ -170,7 +185,7 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
         after_connections=after, connections_opened=total_after - total_before,
         standing_clients=strategy.standing_clients(), held_by_pool=len(held),
         dead_thread_clients=sum(1 for client in held if id(client) in owners and strategy.per_thread_clients),
-        open_sockets_after=open_sockets())
+        open_sockets_after=open_sockets(), churn_errors=errors[0], churn_error_sites=dict(sites))
 
 
 def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:

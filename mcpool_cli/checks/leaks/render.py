@@ -23,6 +23,10 @@ def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> lis
         Text(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
              f"{figures.dead_thread_clients} of them taken by threads that are gone; "
              f"{figures.open_sockets_after} sockets open", style="dim")]
+    if figures.churn_errors:
+        sites = ", ".join(f"{site} {count:,}" for site, count in
+                          sorted(figures.churn_error_sites.items(), key=lambda item: -item[1])[:5])
+        lines.append(Text(f"{figures.churn_errors:,} churn threads raised: {sites}", style="red"))
     if not embedded:
         lines.append(Text(f"other traffic: curr_connections moved by {figures.baseline_drift:+d} in a quiet "
                           "half second before the churn; counts may be off by about that much", style="yellow"))

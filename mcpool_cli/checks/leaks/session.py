@@ -45,11 +45,14 @@ class LeakOptions:
 
 
 def leak_verdict(figures: ChurnFigures) -> tuple[str, int]:
-    """(verdict, leaked connections): `leak` when connections outlive their threads, `churn` when threads
-    open connections of their own, else `clean`."""
+    """(verdict, leaked connections): `leak` when connections outlive their threads, `inconclusive` when calls
+    raised in the churn threads (nothing is called clean on a churn that failed), `churn` when threads open
+    connections of their own, else `clean`."""
     leaked = max(0, figures.after_connections - figures.baseline_connections - figures.standing_clients)
     if leaked > 0 or figures.dead_thread_clients > 0:
         return "leak", max(leaked, figures.dead_thread_clients)
+    if figures.churn_errors:  # threads that raised may have skipped the very connections being counted
+        return "inconclusive", 0
     if figures.connections_opened > figures.standing_clients + max(2, figures.threads_started // 10):
         return "churn", 0
     return "clean", 0
@@ -65,6 +68,9 @@ def leak_advice(verdict: str, outcome: WorkerOutcome) -> str:
                 "for long-lived threads; with a thread per request, use a pool so connections are reused.")
     if verdict == "clean":
         return "Connections are reused and nothing outlives its thread."
+    if verdict == "inconclusive":
+        return ("Calls raised in the churn threads with the server up (see churn_error_sites): fix what raises and "
+                "check again; a churn is called clean only when every thread's calls succeeded.")
     return f"The churn did not finish ({outcome.message or outcome.signal or verdict})."
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable
 
-from mcpool_cli.checks.races.stamps import check_own, check_shared, classify_error, encode_value
+from mcpool_cli.checks.races.stamps import add_site, check_own, check_shared, classify_error, encode_value, error_site
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import SharedStrategy, Strategy, leased_call
 from mcpool_cli.engine.worker import Emitter, Prepared, build_for, drain_all, make_master_client, start_load_threads
@@ -39,6 +39,8 @@ class RaceBatch:
     checked: int = 0  # replies actually compared (a failed call checks nothing)
     anomalies: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    error_sites: dict[str, int] = field(default_factory=dict)  # "KeyError at module.py:func" -> count
+    library_errors: int = 0  # errors only concurrency explains: raised inside the client library (see error_site)
     first_anomaly_ns: int | None = None  # since the load started
     examples: list[dict[str, str]] = field(default_factory=list)
 
@@ -46,6 +48,7 @@ class RaceBatch:
         """The snapshot message that carries this batch to the parent."""
         return {"type": "snapshot", "kind": "races", "completed": self.ops, "checked": self.checked,
                 "anomalies": self.anomalies, "errors": self.errors, "examples": self.examples,
+                "error_sites": self.error_sites, "library_errors": self.library_errors,
                 "first_anomaly_s": None if self.first_anomaly_ns is None else self.first_anomaly_ns / 1e9,
                 "t_s": 0.0}
 
@@ -54,6 +57,8 @@ class RaceBatch:
         first = message["first_anomaly_s"]
         return cls(ops=message["completed"], checked=message.get("checked", 0), anomalies=dict(message["anomalies"]),
                    errors=dict(message["errors"]), examples=list(message["examples"]),
+                   error_sites=dict(message.get("error_sites") or {}),
+                   library_errors=int(message.get("library_errors", 0)),
                    first_anomaly_ns=None if first is None else round(first * 1e9))
 
     def note(self, kind: str, elapsed_ns: int, key: str = "", expected: str = "", got: object = "") -> None:
@@ -92,6 +97,8 @@ class RaceThread:
         try:
             return True, leased_call(self.strategy, self.end_ns, method, key, *args)
         except Exception as exc:
+            if isinstance(exc, queue.Empty) and perf_counter_ns() >= self.end_ns:
+                return False, None  # the trial ended while this call waited for a client: no call was made
             self._error(exc, key)
             return False, None
 
@@ -101,6 +108,9 @@ class RaceThread:
             self.batch.note(kind, perf_counter_ns() - self.start_ns, key, "a reply to this call", f"{type(exc).__name__}: {exc}")
         name = type(exc).__name__
         self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
+        site, library = error_site(exc)
+        add_site(self.batch.error_sites, site)
+        self.batch.library_errors += library and kind != "protocol_desync"  # a desync is counted as an anomaly
 
     def step(self, n: int) -> None:
         index = self.own_order[n % OWN_KEYS]
@@ -148,6 +158,9 @@ def merge_race_batches(batches: list[RaceBatch]) -> RaceBatch:
         for target, source in ((total.anomalies, batch.anomalies), (total.errors, batch.errors)):
             for name, count in source.items():
                 target[name] = target.get(name, 0) + count
+        for site, count in batch.error_sites.items():
+            add_site(total.error_sites, site, count)
+        total.library_errors += batch.library_errors
         if batch.first_anomaly_ns is not None:
             total.first_anomaly_ns = min(batch.first_anomaly_ns, total.first_anomaly_ns or batch.first_anomaly_ns)
         total.examples += batch.examples[: MAX_EXAMPLES - len(total.examples)]

@@ -34,6 +34,11 @@ def check_report(check: StrategyCheck, threads: int, duration_s: float) -> Rende
         parts.append(table)
     if check.errors:
         parts.append(Text("errors: " + ", ".join(f"{n} {c:,}" for n, c in check.errors.most_common(5)), style="red"))
+        for site, count in list(check.error_sites.items())[:5]:
+            parts.append(Text(f"  {count:,} × {site}", style="red"))
+        if check.errors and not check.unexplained_errors:
+            parts.append(Text("the server evicted, flushed or restarted during every trial with errors: they are "
+                              "shown but not counted toward the verdict", style="yellow"))
     if any(t.evictions or t.flushed for t in check.trials) and check.anomalies["false_miss"]:
         parts.append(Text("the server evicted, flushed or restarted during a trial: that trial's false misses "
                           "are shown but not counted toward the verdict", style="yellow"))

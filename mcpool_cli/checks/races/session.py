@@ -9,7 +9,7 @@ from typing import Any
 
 from mcpool_cli.checks.races.kind import KIND
 from mcpool_cli.checks.races.loop import RaceBatch, as_text
-from mcpool_cli.checks.races.stamps import ANOMALIES, verdict
+from mcpool_cli.checks.races.stamps import ANOMALIES, add_site, verdict
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.runner import RunListener, run_workers
@@ -47,6 +47,8 @@ class RaceStats:
     errors: Counter = field(default_factory=Counter)
     examples: list[dict[str, str]] = field(default_factory=list)
     first_anomaly_s: float | None = None
+    error_sites: dict[str, int] = field(default_factory=dict)  # where the errors were raised, capped
+    library_errors: int = 0  # errors raised inside the client library, that only concurrency explains
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         batch = RaceBatch.from_message(snap)
@@ -54,6 +56,9 @@ class RaceStats:
         self.checked += batch.checked
         self.anomalies.update(batch.anomalies)
         self.errors.update(batch.errors)
+        for site, count in batch.error_sites.items():
+            add_site(self.error_sites, site, count)
+        self.library_errors += batch.library_errors
         self.examples += batch.examples[: MAX_EXAMPLES - len(self.examples)]
         first = snap["first_anomaly_s"]
         if first is not None and (self.first_anomaly_s is None or first < self.first_anomaly_s):
@@ -79,12 +84,28 @@ class Trial:
             counted.pop("false_miss", None)
         return counted
 
+    @property
+    def server_event(self) -> bool:
+        """The server lost items, was flushed or restarted: misses and errors may be its doing."""
+        return bool(self.evictions or self.flushed)
+
+    @property
+    def unexplained_errors(self) -> int:
+        """Failed calls that count toward the verdict: none when a server event may explain them."""
+        return 0 if self.server_event else sum(self.stats.errors.values())
+
+    @property
+    def counted_library_errors(self) -> int:
+        """Of those, the ones raised inside the client library, that only concurrency explains."""
+        return 0 if self.server_event else self.stats.library_errors
+
     def to_json(self) -> dict[str, Any]:
         outcome = self.outcome
         return {"trial": self.index, "outcome": outcome.outcome, "signal": outcome.signal,
                 "stderr_tail": outcome.stderr_tail, "message": outcome.message, "lifetime_s": outcome.lifetime_s, "ops": self.stats.completed, "checked": self.stats.checked,
                 "anomalies": {name: self.stats.anomalies.get(name, 0) for name in ANOMALIES},
-                "errors": dict(self.stats.errors), "examples": self.stats.examples,
+                "errors": dict(self.stats.errors), "error_sites": dict(self.stats.error_sites),
+                "library_errors": self.stats.library_errors, "examples": self.stats.examples,
                 "first_anomaly_s": self.stats.first_anomaly_s, "evictions": self.evictions, "flushed": self.flushed}
 
     @classmethod
@@ -92,7 +113,8 @@ class Trial:
         stats = RaceStats(completed=int(trial["ops"]), checked=int(trial["checked"]),
                           anomalies=counts(trial["anomalies"]), errors=counts(trial["errors"]),
                           examples=[example_from_json(e) for e in trial.get("examples") or ()],
-                          first_anomaly_s=trial["first_anomaly_s"])
+                          first_anomaly_s=trial["first_anomaly_s"], error_sites=dict(counts(trial.get("error_sites") or {})),
+                          library_errors=int(trial.get("library_errors", 0)))
         outcome = WorkerOutcome(**fields_of(WorkerOutcome, trial))
         return cls(int(trial["trial"]), outcome, stats, int(trial["evictions"]), bool(trial["flushed"]))
 
@@ -126,6 +148,23 @@ class TrialFigures:
         return sum((t.stats.errors for t in self.trials), Counter())
 
     @property
+    def error_sites(self) -> dict[str, int]:
+        """Where the errors of every trial were raised, most frequent first, capped as each trial's are."""
+        sites: dict[str, int] = {}
+        for trial in self.trials:
+            for site, count in trial.stats.error_sites.items():
+                add_site(sites, site, count)
+        return dict(sorted(sites.items(), key=lambda item: -item[1]))
+
+    @property
+    def unexplained_errors(self) -> int:
+        return sum(t.unexplained_errors for t in self.trials)
+
+    @property
+    def library_errors(self) -> int:
+        return sum(t.counted_library_errors for t in self.trials)
+
+    @property
     def first_anomaly_s(self) -> float | None:
         firsts = [t.stats.first_anomaly_s for t in self.trials if t.stats.first_anomaly_s is not None]
         return min(firsts) if firsts else None
@@ -139,15 +178,20 @@ class Evidence(TrialFigures):
     trials: tuple[Trial, ...]
 
     @property
+    def counted(self) -> int:
+        """Anomalies that count toward the verdict, over every trial."""
+        return sum(sum(t.counted_anomalies.values()) for t in self.trials)
+
+    @property
     def verdict(self) -> str:
-        counted = sum(sum(t.counted_anomalies.values()) for t in self.trials)
-        return verdict([t.outcome.outcome for t in self.trials], counted,
-                       sum(t.stats.checked for t in self.trials), sum(self.errors.values()),
-                       sum(t.stats.completed for t in self.trials))
+        return verdict([t.outcome.outcome for t in self.trials], self.counted,
+                       sum(t.stats.checked for t in self.trials), self.unexplained_errors,
+                       sum(t.stats.completed for t in self.trials), self.library_errors)
 
     @property
     def affected(self) -> int:
-        return sum(1 for t in self.trials if t.outcome.outcome != "ok" or t.stats.anomalies)
+        return sum(1 for t in self.trials if t.outcome.outcome != "ok" or t.stats.anomalies
+                   or t.counted_library_errors)
 
     def examples(self) -> list[dict[str, str]]:
         return [e for t in self.trials for e in t.stats.examples][:MAX_EXAMPLES]
@@ -163,14 +207,19 @@ class Evidence(TrialFigures):
             words = f" — {bad.stderr_tail}" if self.verdict == "crashed" and bad.stderr_tail else ""
             when = f" ({bad.lifetime_s:.1f} s after its worker started)" if self.verdict == "crashed" else ""
             return f"{self.verdict} in {count}: {detail}{words}{when}{first}"
+        sites = self.error_sites
+        where = f" — {next(iter(sites))}" if sites else ""
+        if self.verdict == "racy" and not self.counted:
+            return (f"{self.library_errors:,} errors raised inside the client library in {count}, with a healthy "
+                    f"server: only concurrency explains them{where}")
         if self.verdict == "racy":
             return f"anomalies in {count}{first}"
         if self.verdict == "interrupted":
             return f"interrupted after {len(self.trials)} trial(s): no anomaly in what ran, which proves nothing"
         if self.verdict == "inconclusive":
             checked = sum(t.stats.checked for t in self.trials)
-            return (f"inconclusive: {checked:,} replies checked, {sum(self.errors.values()):,} calls failed — "
-                    "too little evidence to call it safe")
+            return (f"inconclusive: {checked:,} replies checked, {self.unexplained_errors:,} calls failed with "
+                    f"no server event to explain them{where} — no evidence to call it safe")
         return f"no anomaly in {len(self.trials)} trial(s)"
 
     def advice(self) -> str:
@@ -179,10 +228,17 @@ class Evidence(TrialFigures):
         if self.strategy == FORK:
             return ("Never use a client connected before fork(): create clients in each worker after the fork "
                     "(a post-fork hook, or lazily on first use).")
+        if self.verdict == "racy" and not self.counted:
+            return ("The client library raised errors from its own code while the server was healthy, as a client "
+                    "two threads use at once does: give each thread its own client, or lend each client to one "
+                    "thread at a time (a queue, as pylibmc.ClientPool does).")
         if self.strategy == "shared":
             return "Threads share one pylibmc.Client: give each thread its own (mc.clone()) or use a pool."
         if self.verdict == "error":
             return "A trial stopped with a Python error; fix it and check again."
+        if self.verdict == "inconclusive" and self.unexplained_errors and sum(t.stats.checked for t in self.trials):
+            return ("Calls failed with the server healthy: see where (error_sites), fix what raises, and check "
+                    "again; a strategy is called safe only when no call fails unexplained.")
         if self.verdict in ("inconclusive", "interrupted"):
             return "Check again: make sure the strategy hands out working clients, and let every trial finish."
         if is_custom(self.strategy) and not sum(self.anomalies.values()):
@@ -217,7 +273,9 @@ class StrategyCheck(TrialFigures):
                 "advice": self.advice, "trials_affected": self.affected,
                 "trials": [t.to_json() for t in self.trials], "first_anomaly_s": self.first_anomaly_s,
                 "anomalies": dict(self.anomalies), "anomaly_count": sum(self.anomalies.values()),
-                "errors": dict(self.errors), "examples": list(self.examples)}
+                "errors": dict(self.errors), "error_sites": self.error_sites,
+                "unexplained_errors": self.unexplained_errors, "library_errors": self.library_errors,
+                "examples": list(self.examples)}
 
     @classmethod
     def from_json(cls, r: dict[str, Any]) -> "StrategyCheck":

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
+from types import TracebackType
 
 ANOMALIES = ("other_key", "stale_own", "false_miss", "corrupt", "protocol_desync")
 ANOMALY_WORDS = {
@@ -19,6 +22,13 @@ ANOMALY_WORDS = {
 DESYNC_CODES = frozenset({7, 8, 11, 12, 14, 15, 16, 21, 22, 23, 24, 25, 43})
 DESYNC_CLASSES = frozenset({"UnknownReadFailure", "ProtocolError", "SocketCreateError", "DataExists"})
 _CODE = re.compile(r"error (\d+) from ")
+# Exceptions a client library raises from its own Python code when two threads share its state: a dict entry
+# another thread removed, a half-read reply, an assertion on protocol state, a socket in the wrong state. Against
+# a healthy server only concurrency explains them (OSError covers socket errors and timeouts).
+CONCURRENCY_ERRORS = (KeyError, AttributeError, AssertionError, IndexError, TypeError, ValueError, OSError)
+MAX_SITES = 20  # distinct error sites kept per trial; the rest are counted under OTHER_SITES
+OTHER_SITES = "other sites"
+_MCPOOL_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # mcpool_cli/
 
 
 @dataclass(frozen=True)
@@ -82,19 +92,68 @@ def classify_error(exc: BaseException) -> str:
     return "error"
 
 
-def verdict(outcomes: list[str], anomalies: int, checked: int = 1, errors: int = 0, ops: int = 0) -> str:
+def short_path(filename: str) -> str:
+    """A source file as its module path reads: after site-packages, else relative to the longest sys.path entry."""
+    path = os.path.abspath(filename)
+    for marker in ("site-packages", "dist-packages"):
+        head, sep, tail = path.rpartition(os.sep + marker + os.sep)
+        if sep:
+            return tail
+    roots = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
+    roots = [root for root in roots if path.startswith(root.rstrip(os.sep) + os.sep)]
+    return os.path.relpath(path, max(roots, key=len)) if roots else os.path.basename(path)
+
+
+def innermost_frame(tb: TracebackType | None) -> tuple[str, str] | None:
+    """(file, function) of the frame that raised, the traceback's last; None without a traceback."""
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name
+
+
+def error_site(exc: BaseException) -> tuple[str, bool]:
+    """(where an error was raised, whether only concurrency explains it).
+
+    The site is the exception's class and the module and function of its innermost Python frame, e.g.
+    `KeyError at pymemcache/client/base.py:_fetch_cmd`; an exception raised by C code (pylibmc) comes out of
+    mcpool's own call, so it is named by the class's module instead (`Timeout at pylibmc`). Concurrency alone
+    explains it when it is a KeyError, AttributeError, AssertionError, IndexError, TypeError, ValueError or OSError
+    (socket errors, timeouts) raised from the client library's own Python code, not from mcpool's.
+    """
+    cls = type(exc)
+    name = cls.__name__
+    frame = innermost_frame(exc.__traceback__)
+    if frame is None or os.path.abspath(frame[0]).startswith(_MCPOOL_DIR + os.sep):
+        return f"{name} at {cls.__module__.lstrip('_')}", False
+    return f"{name} at {short_path(frame[0])}:{frame[1]}", isinstance(exc, CONCURRENCY_ERRORS)
+
+
+def add_site(sites: dict[str, int], site: str, count: int = 1) -> None:
+    """Count `site` in `sites`, at most MAX_SITES distinct ones; the rest under OTHER_SITES."""
+    if site in sites or len(sites) < MAX_SITES:
+        sites[site] = sites.get(site, 0) + count
+    else:
+        sites[OTHER_SITES] = sites.get(OTHER_SITES, 0) + count
+
+
+def verdict(outcomes: list[str], anomalies: int, checked: int = 1, errors: int = 0, ops: int = 0,
+            library_errors: int = 0) -> str:
     """crashed, hung, error, racy, or safe over all trials of one strategy (the worst wins).
 
-    Safe needs evidence of safety: replies were really compared, few calls failed, no trial was cut short.
-    Otherwise the verdict is `inconclusive` (or `interrupted`), never `safe`.
+    `errors` are the calls that failed with no server event to explain them, `library_errors` those of them that
+    only concurrency explains (raised inside the client library: see `error_site`): they are evidence of a race
+    as much as a wrong reply is. Safe needs evidence of safety: replies were really compared, no call failed
+    unexplained, no trial was cut short. Otherwise the verdict is `inconclusive` (or `interrupted`), never `safe`.
     """
     for bad in ("crashed", "hung", "error"):
         if bad in outcomes:
             return bad
-    if anomalies:
+    if anomalies or library_errors:
         return "racy"
     if "interrupted" in outcomes:
         return "interrupted"
-    if checked == 0 or errors > max(10, ops // 100):
+    if checked == 0 or errors:
         return "inconclusive"
     return "safe"

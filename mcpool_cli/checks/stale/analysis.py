@@ -6,11 +6,14 @@ misses, the outage window and the recovery time off them, on the clock of the fa
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcpool_cli.checks.stale.faults import FaultTimes
 from mcpool_cli.checks.stale.loop import StaleBatch
+
+SETTLED_S = 1.0  # failure-free load after the server was back: failures later than that the fault does not explain
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,13 @@ class StaleFigures:
     recovery_s: float | None
     longest_op_s: float
     first_failure_s: float | None  # after the fault struck
+    errors_before_fault: int = 0  # failed ops that ended before the fault struck: the fault cannot explain them
+    errors_after_settled: int = 0  # failed ops after the load ran SETTLED_S without a failure once the server was back
+
+    @property
+    def unexplained_errors(self) -> int:
+        """Failed ops outside the fault and its outage: a client that fails against a healthy server."""
+        return self.errors_before_fault + self.errors_after_settled
 
     @property
     def error_count(self) -> int:
@@ -74,7 +84,9 @@ def analyse(batch: StaleBatch, times: FaultTimes) -> StaleFigures:
     if not times.back_ns:  # the fault never ended (Ctrl-C, or the server would not start again)
         recovered = None
     recovery = None if recovered is None else max(0.0, (recovered - times.back_ns) / 1e9)
-    return StaleFigures(false_misses=len(false), false_miss_ops=len(set(false)), unverified_misses=unverified,
+    before = sum(n for t, n in batch.fail_ms.items() if t * ms < times.start_ns - ms)
+    return StaleFigures(errors_before_fault=before, errors_after_settled=failed_after_settled(batch, times.back_ns),
+                        false_misses=len(false), false_miss_ops=len(set(false)), unverified_misses=unverified,
                         errors=dict(batch.errors), wrong_values=batch.wrong, ops_scheduled=batch.scheduled,
                         ops_ok=batch.ok, ops_skipped=batch.skipped, outage_s=round(outage, 4),
                         recovery_s=None if recovery is None else round(recovery, 4),
@@ -98,3 +110,23 @@ class StaleStats:
 
     def ok_ops(self) -> int:
         return self.total.ok
+
+
+def failed_after_settled(batch: StaleBatch, back_ns: int) -> int:
+    """Failed ops after the load, once the server was back, went SETTLED_S from a success without any failure:
+    the outage was over by then, so the fault does not explain them. 0 when the server never came back."""
+    if not back_ns:
+        return 0
+    ms, settled_ns = 1_000_000, int(SETTLED_S * 1e9)
+    oks = sorted(t * ms for t, n in batch.ok_ms.items() if n and t * ms >= back_ns)
+    fails = sorted(t * ms for t, n in batch.fail_ms.items() if n and t * ms >= back_ns)
+    at = bisect.bisect_left(oks, back_ns)
+    for fail in fails:
+        if at >= len(oks):
+            return 0  # nothing succeeded after this failure: the outage never ended
+        if fail < oks[at]:
+            continue
+        if fail - oks[at] >= settled_ns:
+            return sum(n for t, n in batch.fail_ms.items() if t * ms >= fail)
+        at = bisect.bisect_right(oks, fail)
+    return 0

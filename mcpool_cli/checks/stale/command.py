@@ -57,7 +57,8 @@ def check_stale(ctx: click.Context, **params: Any) -> None:
     Under steady load through each strategy, with keys written before the fault, counts false misses
     (a key that is there answered as missing, with no exception), errors by class, ops lost, the outage
     window and the time to recover once the server is usable again. Exit 0 when every strategy recovered
-    within --recover-within without a false miss, 1 otherwise, 2 for bad input.
+    within --recover-within without a false miss or an error the fault does not explain (before it struck,
+    or after the load had settled again), 1 otherwise, 2 for bad input.
 
     \b
     Examples:

@@ -88,6 +88,10 @@ def figure_notes(figures: StaleFigures) -> list[Text]:
     if figures.errors:
         errors = sorted(figures.errors.items(), key=lambda item: -item[1])
         notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
+    if figures.unexplained_errors:
+        notes.append(Text(f"{figures.errors_before_fault:,} failed before the fault struck, "
+                          f"{figures.errors_after_settled:,} after the load had settled again: not the fault's doing",
+                          style="red"))
     if figures.unverified_misses:
         notes.append(Text(f"{figures.unverified_misses} misses while the keys were being written back to the "
                           "new server: real ones, not counted", style="yellow"))

@@ -67,13 +67,17 @@ class StaleOptions:
 
 
 def stale_verdict(outcome: str, figures: StaleFigures | None, bound_s: float) -> str:
-    """recovered, false-misses, not-recovered, slow-recovery, no-fault, or how the worker ended."""
+    """recovered, false-misses, unexplained-errors, not-recovered, slow-recovery, no-fault, or how the worker
+    ended. Errors during the fault and its outage are the point of the check; errors before the fault struck, or
+    after the load had settled again, are not the fault's: they keep a run from `recovered`."""
     if outcome != "ok":  # crashed, hung, error, interrupted: the figures are partial
         return outcome
     if figures is None:
         return "no-fault"
     if figures.false_misses:
         return "false-misses"
+    if figures.unexplained_errors:
+        return "unexplained-errors"
     if figures.recovery_s is None:
         return "not-recovered"
     return "slow-recovery" if figures.recovery_s > bound_s else "recovered"
@@ -84,6 +88,10 @@ def stale_advice(verdict: str, figures: StaleFigures | None, bound_s: float, wor
     if verdict == "false-misses":
         return ("Gets of keys that were there answered \"not found\" without an exception: code that treats a "
                 "miss as \"compute and set\" does so silently. Check the server's health, not only the reply.")
+    if verdict == "unexplained-errors":
+        return (f"Calls failed with the server healthy ({figures.errors_before_fault if figures else 0} before the "
+                f"fault, {figures.errors_after_settled if figures else 0} after the load had settled again): the "
+                "fault does not explain them; fix what raises, then check again.")
     if verdict in ("not-recovered", "slow-recovery"):
         return (f"Calls still failed {bound_s:g} s after the server was back: lower retry_timeout, or "
                 "recreate clients on ServerDown.")
@@ -128,12 +136,14 @@ class StaleCheck:
             return {**data, "false_misses": None, "error_count": None, "errors": {}, "outage_s": None,
                     "recovery_s": None}
         return {**data, **dataclasses.asdict(figures), "error_count": figures.error_count,
+                "unexplained_errors": figures.unexplained_errors,
                 "ops_failed": figures.ops_failed, "ops_lost": figures.ops_lost}
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "StaleCheck":
         """A saved result, as the object it was written from."""
-        figures = None if row["false_misses"] is None else StaleFigures(**fields_of(StaleFigures, row, True))
+        figures = None if row["false_misses"] is None else StaleFigures(**fields_of(  # older files: no unexplained
+            StaleFigures, {"errors_before_fault": 0, "errors_after_settled": 0, **row}, True))
         return cls(str(row["strategy"]), str(row["variant"]), tuple(row["behaviors"].items()), str(row["fault"]),
                    str(row["outcome"]), figures, str(row["fault_detail"] or ""), float(row["recovery_bound_s"]),
                    str(row["verdict"]), str(row["advice"]))
