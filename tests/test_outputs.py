@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -257,3 +258,18 @@ def test_ascii_only_stdout_still_gets_the_report(memcached):
     assert process.returncode == 0
     assert "per-thread ? 2 threads ? ok" in process.stdout and "latency" in process.stdout
     process.stdout.encode("ascii")
+
+
+@root_only
+def test_an_interrupted_run_keeps_130_when_its_file_cannot_be_written(tmp_path):
+    from tests.test_interrupt import start_measuring
+
+    full = device(tmp_path / "full", FULL)
+    process = start_measuring("bench", "--strategy", "per-thread", "--threads", "2", "--duration", "30s",
+                              "--warmup", "100ms", "--keys", "200", "--json", str(full))
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert "Traceback" not in stderr
+    assert process.returncode == 130, stderr
+    assert "per-thread · 2 threads · interrupted" in stdout
+    assert f"mcpool: error: --json {full}: cannot write the results (No space left on device)" in stderr
