@@ -150,7 +150,7 @@ def existing_mode(path: str) -> int | None:
 
 def same_target(first: str, second: str) -> bool:
     """Whether two output paths would write the same file (a character device such as /dev/null may take both)."""
-    fds = descriptor_of(first), descriptor_of(second)
+    fds = tuple(1 if path == "-" else descriptor_of(path) for path in (first, second))
     if fds != (None, None):
         return fds[0] == fds[1]
     real = os.path.realpath(first)

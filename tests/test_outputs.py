@@ -138,6 +138,11 @@ def test_a_symlink_is_written_through_with_its_target_permissions(memcached, tmp
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mcpool-")] == []
 
 
+def test_json_and_junit_both_on_stdout_is_exit_2(memcached):
+    process = invoke_mcpool(*quick(memcached, "--json", "-", "--junit", "/dev/stdout"))
+    assert process.returncode == 2 and "same file" in one_error_line(process, "--junit /dev/stdout")
+
+
 @pytest.mark.parametrize("how", ["same name", "symlink", "hard link"])
 def test_json_and_junit_on_one_file_is_exit_2(memcached, tmp_path, how):
     first = tmp_path / "out"
