@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mcpool_cli import __version__
-from mcpool_cli.environment import Environment
+from mcpool_cli.environment import Environment, guarded_streams
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.kinds import registered
 from mcpool_cli.report.command import compare, report
@@ -20,6 +20,11 @@ class McpoolGroup(click.Group):
     """Turns every user-facing failure into one line on stderr and the documented exit code."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        with guarded_streams() as streams:  # stdout full, closed, a broken pipe or ASCII-only: no traceback
+            code = streams.settle(self.exit_code(*args, **kwargs))
+        sys.exit(code)
+
+    def exit_code(self, *args: Any, **kwargs: Any) -> int:
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)  # a command's ctx.exit(N) comes back as N
@@ -27,17 +32,17 @@ class McpoolGroup(click.Group):
             code = exc.exit_code
         except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # bare `mcpool`: just the help
             click.echo(exc.format_message(), err=True)
-            sys.exit(ExitCode.USAGE)
+            return ExitCode.USAGE
         except click.ClickException as exc:
             click.echo(f"mcpool: error: {exc.format_message()}", err=True)
-            sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+            return ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
         except UsageProblem as exc:
             click.echo(f"mcpool: error: {exc}", err=True)
-            sys.exit(ExitCode.USAGE)
+            return ExitCode.USAGE
         except (KeyboardInterrupt, click.Abort):
             click.echo("mcpool: interrupted", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
-        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+            return ExitCode.INTERRUPTED
+        return code if isinstance(code, int) else ExitCode.OK
 
 
 @click.group(cls=McpoolGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, TypeVar
@@ -44,10 +45,7 @@ class Outputs:
         """Before any load: the files can be written, and every threshold names a metric of this kind."""
         from mcpool_cli.report.thresholds import check_metrics
 
-        check_json_target(self.json_path)
-        check_json_target(self.junit_path, "--junit")
-        if self.junit_path == "-":
-            raise UsageProblem("--junit needs a file name")
+        check_targets(self.json_path, self.junit_path)
         check_metrics(self.thresholds, kind)
 
 
@@ -68,8 +66,8 @@ def run_command(ctx: click.Context, kind: Kind, params: dict[str, Any]) -> None:
     options = command.validate(own, servers)
     outputs.check(kind)
     session = command.start(options, servers, ctx.with_resource)
-    document, console = run_session(session, env, outputs)
-    ctx.exit(report(kind, session, document, console))
+    document, console, failures = run_session(session, env, outputs)
+    ctx.exit(tell_write_failures(env, failures, report(kind, session, document, console)))
 
 
 def report(kind: Kind, session: Any, document: dict[str, Any], console: Any) -> ExitCode:
@@ -92,38 +90,158 @@ def check_json_target(path: str | None, option: str = "--json") -> None:
         raise UsageProblem(f"{option} needs a file name (or - for stdout)")
     if path in (None, "-"):
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
+    fd = descriptor_of(path)
+    if fd is not None:  # /dev/stdout, /dev/fd/N: written to as it is
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise UsageProblem(f"{option} {path}: descriptor {fd} is not open") from exc
+        return
+    real = os.path.realpath(path)  # a symlink is written through
+    if os.path.isdir(real):
         raise UsageProblem(f"{option} {path}: is a folder; give a file name")
+    mode = existing_mode(real)
+    if mode is not None and stat.S_ISSOCK(mode):
+        raise UsageProblem(f"{option} {path}: is a socket; give a file name")
+    if mode is not None and not stat.S_ISREG(mode):  # a device or a FIFO: written to as it is
+        if not os.access(real, os.W_OK):
+            raise UsageProblem(f"{option} {path}: is not writable")
+        return
+    folder = os.path.dirname(real)
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UsageProblem(f"{option} {path}: folder {folder} does not exist or is not writable")
 
 
-def write_json(path: str, document: dict[str, Any], env: Environment) -> None:
-    """Write the result document to PATH (atomically: a reader never sees half a file) or to stdout for `-`."""
-    text = json.dumps(document, indent=2) + "\n"
-    if path == "-":
-        env.stdout.write(text)
-        env.stdout.flush()
-        return
-    write_atomically(path, text.encode(), "--json", "the results")
+def check_targets(json_path: str | None, junit_path: str | None) -> None:
+    """Both output files can be written, and they are not the same file."""
+    check_json_target(json_path)
+    check_json_target(junit_path, "--junit")
+    if junit_path == "-":
+        raise UsageProblem("--junit needs a file name")
+    if json_path and junit_path and same_target(json_path, junit_path):
+        raise UsageProblem(f"--json {json_path} and --junit {junit_path} are the same file; give two")
 
 
-def write_atomically(path: str, data: bytes, option: str, what: str) -> None:
-    """Write PATH through a temporary file and a rename; a UsageProblem naming OPTION when it cannot."""
-    folder = os.path.dirname(os.path.abspath(path))
+def descriptor_of(path: str) -> int | None:
+    """The open descriptor a path such as /dev/stdout, /dev/fd/3 or /proc/self/fd/3 (or a symlink to one)
+    names, else None."""
+    current = os.path.abspath(path)
+    own_fd = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+    fd_folders = (os.path.realpath("/proc/self/fd"), f"/proc/{os.getpid()}/fd")
+    for _ in range(40):
+        if current in own_fd:
+            return own_fd[current]
+        folder, name = os.path.split(current)
+        folder = os.path.realpath(folder)
+        if folder in fd_folders and name.isdigit():
+            return int(name)
+        if not os.path.islink(current):
+            return None
+        current = os.path.normpath(os.path.join(folder, os.readlink(current)))
+    return None
+
+
+def existing_mode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
+
+
+def same_target(first: str, second: str) -> bool:
+    """Whether two output paths would write the same file (a character device such as /dev/null may take both)."""
+    fds = tuple(1 if path == "-" else descriptor_of(path) for path in (first, second))
+    if fds != (None, None):
+        return fds[0] == fds[1]
+    real = os.path.realpath(first)
+    mode = existing_mode(real)
+    if mode is not None and stat.S_ISCHR(mode):
+        return False
+    if real == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def to_stdout(path: str | None) -> bool:
+    """Whether --json PATH takes stdout (`-`, /dev/stdout): the report then goes to stderr."""
+    return path == "-" or (bool(path) and descriptor_of(path) == 1)  # type: ignore[arg-type]
+
+
+def write_json(path: str, document: dict[str, Any], env: Environment) -> str:
+    """Write the result document to PATH or to stdout for `-`; "" when written, else the line saying why not."""
+    return write_output(path, (json.dumps(document, indent=2) + "\n").encode(), "--json", "the results", env)
+
+
+def write_output(path: str, data: bytes, option: str, what: str, env: Environment) -> str:
+    """Write DATA where PATH points: a regular file (or a new one) through a temporary file and a rename, so that
+    a reader never sees half of it; a device, a FIFO or an open descriptor (/dev/stdout, /dev/fd/N) as it is; a
+    symlink's target. Returns "" when written, else one line naming OPTION, PATH and why (the run goes on)."""
+    try:
+        fd = -1 if path == "-" else descriptor_of(path)
+        if fd in (-1, 1):
+            env.stdout.write(data.decode())
+            env.stdout.flush()  # a failure here is stdout's, told once at the end
+        elif fd is not None:
+            if fd == 2:
+                env.stderr.flush()
+            write_all(fd, data)
+        else:
+            real = os.path.realpath(path)
+            mode = existing_mode(real)
+            if mode is None or stat.S_ISREG(mode):
+                replace_file(real, data, mode)
+            else:
+                target = os.open(real, os.O_WRONLY)
+                try:
+                    write_all(target, data)
+                finally:
+                    os.close(target)
+    except OSError as exc:
+        return f"{option} {path}: cannot write {what} ({exc.strerror or exc})"
+    return ""
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def replace_file(path: str, data: bytes, mode: int | None) -> None:
+    """Write PATH through a temporary file in its folder and a rename; with the permissions (and, when allowed,
+    the owner) open() would have left it: an existing file's own, else 0666 less the umask."""
+    folder = os.path.dirname(path)
+    temporary = None
     try:
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False, prefix=".mcpool-", suffix=".tmp") as handle:
             temporary = handle.name
             handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as open() would have made it, not the temporary file's 0600
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # not the temporary file's 0600
+        else:
+            old = os.stat(path)
+            with contextlib.suppress(OSError):
+                os.chown(temporary, old.st_uid, old.st_gid)
+            os.chmod(temporary, stat.S_IMODE(old.st_mode))
         os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError, NameError):
-            os.unlink(temporary)
-        raise UsageProblem(f"{option} {path}: cannot write {what} ({exc.strerror or exc})") from exc
+    except OSError:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise
+
+
+def tell_write_failures(env: Environment, failures: list[str], code: int) -> int:
+    """One line on stderr per output that could not be written; exit 2 for them unless the run's code is worse."""
+    for line in failures:
+        env.stderr.write(f"mcpool: error: {line}\n")
+    env.stderr.flush()
+    return ExitCode.USAGE if failures and code == ExitCode.OK else code
 
 
 def make_progress(env: Environment, quiet: bool) -> Any:
@@ -138,24 +256,32 @@ def make_progress(env: Environment, quiet: bool) -> Any:
     return PlainProgress(env.stderr)
 
 
-def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, Any], Any]:
+def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, Any], Any, list[str]]:
     """Run a session with progress; judge its thresholds; write its JSON and JUnit on every exit path.
-    Returns its document and the console its report goes to: stdout, or stderr when the JSON takes stdout."""
+    Returns its document, the console its report goes to (stdout, or stderr when the JSON takes stdout) and a
+    line for each output that could not be written (told at once when the run itself raised)."""
     from rich.console import Console
 
     from mcpool_cli.report import junit
 
     progress = make_progress(env, outputs.quiet)
+    failures: list[str] = []
+    finished = False
     try:
         session.run(progress)
+        finished = True
     finally:
         progress.close()
         document = judged_document(session, outputs)
         if outputs.json_path:
-            write_json(outputs.json_path, document, env)
+            failures.append(write_json(outputs.json_path, document, env))
         if outputs.junit_path:
-            write_atomically(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report")
-    return document, Console(file=env.stderr if outputs.json_path == "-" else env.stdout)
+            failures.append(write_output(outputs.junit_path, junit.render([document]), "--junit",
+                                         "the JUnit report", env))
+        failures = [line for line in failures if line]
+        if not finished:
+            tell_write_failures(env, failures, ExitCode.OK)
+    return document, Console(file=env.stderr if to_stdout(outputs.json_path) else env.stdout), failures
 
 
 def judged_document(session: Any, outputs: Outputs) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from mcpool_cli.commandkit import (Outputs, check_json_target, judged_document, report, run_session, write_atomically,
-                                   write_json)
+from mcpool_cli.commandkit import (Outputs, check_targets, judged_document, report, run_session, tell_write_failures,
+                                   to_stdout, write_json, write_output)
 from mcpool_cli.engine.server import parse_server
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
@@ -83,17 +83,15 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     assert parent is not None and isinstance(parent.command, click.Group)
     scenario = load(spec, parent.command.commands, quick_s)
     check_thresholds(scenario, thresholds)
-    check_json_target(json_path)
-    check_json_target(junit_path, "--junit")
-    if junit_path == "-":
-        raise UsageProblem("--junit needs a file name")
+    check_targets(json_path, junit_path)
     planned = plan_phases(scenario, servers, thresholds, quiet)
-    console, phase_env = consoles(env, json_path == "-")
+    console, phase_env = consoles(env, to_stdout(json_path))
     documents, codes, broken = run_phases(scenario, planned, phase_env, console)
-    write_bundle(scenario, quick_s, documents, codes, json_path, junit_path, env)
+    failures = write_bundle(scenario, quick_s, documents, codes, json_path, junit_path, env)
     if broken:
+        tell_write_failures(env, failures, ExitCode.USAGE)
         raise UsageProblem(broken + " (the phases before it are in the reports)")
-    ctx.exit(print_end(scenario, documents, codes, console))
+    ctx.exit(tell_write_failures(env, failures, print_end(scenario, documents, codes, console)))
 
 
 @dataclass(frozen=True)
@@ -190,7 +188,7 @@ def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict
     try:
         with contextlib.ExitStack() as stack:
             session = phase.kind.module("command").start(phase.options, phase.servers, stack.enter_context)
-            document, _ = run_session(session, env, phase.outputs)
+            document, _, _ = run_session(session, env, phase.outputs)  # a phase writes no files
             return document, report(phase.kind, session, document, console), ""
     except (KeyboardInterrupt, click.Abort):  # between two runs of a phase, or while it reported
         code, broken = ExitCode.INTERRUPTED, ""
@@ -202,8 +200,9 @@ def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict
 
 
 def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str, Any]], codes: list[int],
-                 json_path: str | None, junit_path: str | None, env: Environment) -> None:
-    """The run's one JSON document and its JUnit report, when asked for."""
+                 json_path: str | None, junit_path: str | None, env: Environment) -> list[str]:
+    """The run's one JSON document and its JUnit report, when asked for; a line for each that could not be
+    written."""
     from mcpool_cli.report import junit
 
     bundle = {"schema": RUN_SCHEMA, "scenario": scenario.name, "description": scenario.description,
@@ -212,11 +211,10 @@ def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str,
                          for p, c in zip(scenario.phases, codes)],
               "interrupted": ExitCode.INTERRUPTED in codes, "documents": documents,
               "thresholds": judged_thresholds(documents)}
-    if json_path:
-        write_json(json_path, bundle, env)
-    if junit_path:
-        write_atomically(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
-                         "the JUnit report")
+    failures = [write_json(json_path, bundle, env) if json_path else "",
+                write_output(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
+                             "the JUnit report", env) if junit_path else ""]
+    return [line for line in failures if line]
 
 
 def judged_thresholds(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
