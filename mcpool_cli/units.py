@@ -122,3 +122,26 @@ def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
     """One unit for a whole column, chosen by the column's median value."""
     present = sorted(v for v in values_us if v is not None)
     return unit_for(present[len(present) // 2] if present else None)
+
+
+# ---------------------------------------------------------------- text from outside, shown as text
+
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0, DEL, C1 and lone surrogates
+_CONTROL_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # the same, tab and newline kept
+
+
+def printable(value: object, lines: bool = False) -> str:
+    """Text from outside (a strategy name, a saved file, a server's reply, a worker's stderr) made safe to print:
+    every control character (ESC, BEL, a carriage return, …) and lone surrogate shown as `\\x1b`, `\\ud800`, so
+    nothing reaches the terminal as a command. `lines`: keep newlines and tabs. Rich markup is not interpreted
+    in a Text; use `outside` for a Text, or rich.markup.escape where a markup string is needed."""
+    pattern = _CONTROL_LINES if lines else _CONTROL_LINE
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                       str(value))
+
+
+def outside(value: object, style: str = "", lines: bool = False) -> "Text":
+    """A rich Text of outside text: no markup interpreted, no control character printed."""
+    from rich.text import Text
+
+    return Text(printable(value, lines), style=style)

@@ -15,7 +15,7 @@ from mcpool_cli.bench.kind import OUTCOME_STYLE
 from mcpool_cli.bench.results import RunResult
 from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
 from mcpool_cli.report.compare import grouped, option_notes
-from mcpool_cli.units import format_duration_us, format_number, pick_unit, unit_for
+from mcpool_cli.units import format_duration_us, format_number, outside, pick_unit, printable, unit_for
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
 BAR_WIDTH = 40
@@ -37,7 +37,7 @@ def latency_table(result: RunResult) -> Table:
         table.add_column(f"{label} {units[key][0]}", justify="right", no_wrap=True)
     for name, summary in summaries.items():
         cells = ["-" if summary[key] is None else format_number(summary[key] / units[key][1]) for key, _ in COLUMNS]
-        table.add_row(name, f"{rows[name].get_total_count():,}", *cells)
+        table.add_row(outside(name), f"{rows[name].get_total_count():,}", *cells)
     if rows["acquire"].get_total_count() == 0 and rows["all ops"].get_total_count():
         table.caption, table.caption_justify = "acquire: none — each thread keeps one client for its life", "left"
     return table
@@ -97,8 +97,8 @@ def run_header(result: RunResult) -> Text:
     outcome = result.outcome.outcome
     pool = f", pool of {result.pool_size}" if result.pool_size else ""
     processes = f" × {result.processes} processes" if result.processes > 1 else ""
-    return (Text(result.strategy, style="bold").append(f" · {result.threads} threads{processes}{pool} · ")
-            .append(outcome, style=OUTCOME_STYLE.get(outcome, "bold")))
+    return (outside(result.strategy, "bold").append_text(outside(f" · {result.threads} threads{processes}{pool} · "))
+            .append(printable(outcome), style=OUTCOME_STYLE.get(outcome, "bold")))
 
 
 def errors_table(result: RunResult) -> RenderableType | None:
@@ -106,9 +106,10 @@ def errors_table(result: RunResult) -> RenderableType | None:
         return None
     lines = Text()
     for name, count in result.stats.errors.most_common():
-        lines.append(f"  {name}: {count:,}\n", style="red")
+        lines.append(f"  {printable(name)}: {count:,}\n", style="red")
     for example in result.stats.examples:
-        lines.append(f"  {example['kind']} value for {example['key']}: got {example['got']}\n", style="yellow")
+        lines.append(f"  {printable(example['kind'])} value for {printable(example['key'])}: "
+                     f"got {printable(example['got'])}\n", style="yellow")
     return Group(Text("errors and anomalies", style="italic"), lines)
 
 
@@ -116,7 +117,7 @@ def run_report(result: RunResult) -> RenderableType:
     """Everything about one strategy run."""
     parts: list[RenderableType] = [run_header(result), counts_line(result)]
     if result.explanation:
-        parts.append(Text(result.explanation, style="yellow"))
+        parts.append(outside(result.explanation, "yellow", lines=True))
     errors = errors_table(result)
     if errors is not None:
         parts.append(errors)
@@ -149,15 +150,15 @@ def comparison(results: list[RunResult]) -> RenderableType:
         cells = ["-" if summary[k] is None else format_number(summary[k] / units[k][1]) for k in ("p50", "p99")]
         relative = f"{finished[0].ops_per_s / result.ops_per_s:.2f}" if result in finished else "-"
         outcome = result.outcome.outcome
-        table.add_row(result.strategy, Text(outcome, style=OUTCOME_STYLE.get(outcome, "")),
+        table.add_row(outside(result.strategy), outside(outcome, OUTCOME_STYLE.get(outcome, "")),
                       f"{result.ops_per_s:,.0f}", relative, *cells, f"{result.error_count:,}",
                       f"{result.stats.wrong_values:,}")
     sentences = Text()
     for other in finished[1:]:
-        sentences.append(f"{finished[0].strategy} ran {finished[0].ops_per_s / other.ops_per_s:.2f}× faster "
-                         f"than {other.strategy}\n")
+        sentences.append(f"{printable(finished[0].strategy)} ran {finished[0].ops_per_s / other.ops_per_s:.2f}× "
+                         f"faster than {printable(other.strategy)}\n")
     for broken in (r for r in ranked if r.outcome.outcome != "ok"):
-        sentences.append(f"{broken.strategy} {broken.outcome.outcome}: its figures cover only what it did "
+        sentences.append(f"{printable(broken.strategy)} {printable(broken.outcome.outcome)}: its figures cover only what it did "
                          "before that\n", style="yellow")
     legend = Text("relative: the fastest finished strategy's ops/s divided by each one's", style="dim")
     return Group(table, legend, sentences)
@@ -179,9 +180,9 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     servers = session.servers
     where = "embedded memcached" if servers.embedded else "memcached"
     options = session.options
-    console.print(Text(f"mcpool bench · {where} {servers.version} at "
-                       f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
-                       f"{options.warmup_s:g} s warm-up · {workload_words(options)}", style="dim"))
+    console.print(outside(f"mcpool bench · {where} {servers.version} at "
+                          f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
+                          f"{options.warmup_s:g} s warm-up · {workload_words(options)}", "dim"))
     for result in session.results:
         console.print(run_report(result))
     if len(session.results) > 1:
@@ -222,10 +223,10 @@ def compare(docs: list[Any]) -> RenderableType:
     """bench runs of several files side by side, with a relative column and what changed, hyperfine-style."""
     rows = bench_rows(docs)
     if not rows:
-        return Text(f"bench: no runs in {', '.join(doc.label for doc in docs)}", style="yellow")
+        return outside(f"bench: no runs in {', '.join(doc.label for doc in docs)}", "yellow")
     units = {key: pick_unit(row.latency_us[key] for row in rows) for key in ("p50", "p99", "p99_9")}
     show_outcome = any(row.result.outcome.outcome != "ok" for row in rows)
-    table = Table(title=f"bench: {' · '.join(doc.label for doc in docs)}", title_justify="left", box=None,
+    table = Table(title=outside(f"bench: {' · '.join(doc.label for doc in docs)}"), title_justify="left", box=None,
                   pad_edge=False)
     label_width = max(len(doc.label) for doc in docs)
     headers = ["run", "strategy", *(["outcome"] if show_outcome else []), "ops/s", "speed",
@@ -238,10 +239,10 @@ def compare(docs: list[Any]) -> RenderableType:
         relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if row.finished and base.finished else "-"
         outcome = row.result.outcome.outcome
         latency = ["-" if row.latency_us[k] is None else format_number(row.latency_us[k] / units[k][1]) for k in units]
-        table.add_row(row.label, row.result.strategy,
-                      *([Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
+        table.add_row(outside(row.label), outside(row.result.strategy),
+                      *([outside(outcome, OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
                       f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
-    legend = Text(f"speed: ops/s divided by those of {docs[0].label}'s run of the same strategy (or of the first "
+    legend = Text(f"speed: ops/s divided by those of {printable(docs[0].label)}'s run of the same strategy (or of the first "
                   "run); above 1 is faster (bench's own `relative` column is the other way round: how many times "
                   "slower than the fastest)", style="dim")
     return Group(table, legend, *bench_changes(rows, docs[0].label), *option_notes(docs), Text(""))
@@ -253,10 +254,10 @@ def bench_changes(rows: list[BenchRow], first_label: str) -> list[Text]:
     for row in rows:
         base = bench_baseline(row, rows, first_label)
         if not row.finished:
-            lines.append(Text(f"{row.name} {row.result.outcome.outcome}: its figures cover only what it did "
+            lines.append(Text(f"{printable(row.name)} {printable(row.result.outcome.outcome)}: its figures cover only what it did "
                               "before that", style="yellow"))
         elif row is not base and base.finished:
-            lines.append(Text(speed_sentence(row, base)))
+            lines.append(outside(speed_sentence(row, base)))
     return lines
 
 

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import CHECK_SCHEMA, RUN_SCHEMA, Kind, of_document, registered, schemas
+from mcpool_cli.units import outside
 
 T = TypeVar("T")
 
@@ -151,4 +152,4 @@ def source_line(doc: SavedDocument) -> Text:
     parts = [doc.label, doc.kind.command, data.get("run_id") and f"run {data['run_id']}",
              data.get("started_at"), data.get("mcpool_version") and f"mcpool {data['mcpool_version']}",
              "interrupted" if data.get("interrupted") else None]
-    return Text(" · ".join(str(part) for part in parts if part), style="dim")
+    return outside(" · ".join(str(part) for part in parts if part), "dim")

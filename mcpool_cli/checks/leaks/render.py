@@ -12,17 +12,18 @@ from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.checks.leaks.session import LeakCheck
 from mcpool_cli.report.compare import CheckRow, check_comparison
+from mcpool_cli.units import outside, printable
 
 
 def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[Text]:
     """What the server and the worker counted; on someone else's server, how much other traffic moved it."""
-    lines = [Text(
+    lines = [outside(
         f"{figures.threads_started:,} threads (at most {figures.concurrency} alive) · server connections: "
         f"{figures.baseline_connections} before, {figures.peak_connections} at peak, "
         f"{figures.after_connections} after · {figures.connections_opened:,} opened · {check.leaked} leaked"),
-        Text(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
-             f"{figures.dead_thread_clients} of them taken by threads that are gone; "
-             f"{figures.open_sockets_after} sockets open", style="dim")]
+        outside(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
+                f"{figures.dead_thread_clients} of them taken by threads that are gone; "
+                f"{figures.open_sockets_after} sockets open", "dim")]
     if not embedded:
         lines.append(Text(f"other traffic: curr_connections moved by {figures.baseline_drift:+d} in a quiet "
                           "half second before the churn; counts may be off by about that much", style="yellow"))
@@ -31,13 +32,13 @@ def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> lis
 
 def check_report(check: LeakCheck, embedded: bool) -> RenderableType:
     """The verdict on one strategy, with the connections counted and one line of advice."""
-    head = (Text(check.strategy, style="bold")
+    head = (outside(check.strategy, "bold")
             .append(f" · relinquish {'on' if check.relinquish else 'off'} · ")
-            .append(check.verdict.upper(), style=KIND.style(check.verdict)))
+            .append(printable(check.verdict.upper()), style=KIND.style(check.verdict)))
     parts: list[RenderableType] = [head]
     if check.figures is not None:
         parts += figure_lines(check, check.figures, embedded)
-    parts += [Text(check.advice, style="italic"), Text("")]
+    parts += [outside(check.advice, "italic", lines=True), Text("")]
     return Group(*parts)
 
 
@@ -50,8 +51,8 @@ def checks_summary(checks: list[LeakCheck]) -> Table:
         figures = check.figures
         shown = ("-",) * 3 if figures is None else (
             f"{figures.connections_opened:,}", f"{figures.peak_connections:,}", f"{figures.after_connections:,}")
-        table.add_row(check.strategy, "on" if check.relinquish else "off",
-                      Text(check.verdict, style=KIND.style(check.verdict)), shown[0], f"{check.leaked:,}", *shown[1:])
+        table.add_row(outside(check.strategy), "on" if check.relinquish else "off",
+                      outside(check.verdict, KIND.style(check.verdict)), shown[0], f"{check.leaked:,}", *shown[1:])
     return table
 
 
