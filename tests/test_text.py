@@ -113,3 +113,59 @@ def test_plain_progress_shows_a_strategy_name_as_text():
     progress.phase(Plan(), "measure")
     progress.tick(Plan(), 0.5, 10, 20.0, 0)
     assert "\x1b" not in stream.getvalue() and stream.getvalue().count("[mk:\\x1b[2J]") == 2
+
+
+# ---------------------------------------------------------------- saved files and scenarios read within bounds
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcpool: error: "), result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_file_bigger_than_the_limit_is_refused(tmp_path, monkeypatch, command):
+    from mcpool_cli.report import saved
+
+    monkeypatch.setattr(saved, "MAX_FILE_BYTES", 1024 * 1024, raising=False)
+    path = tmp_path / "big.json"
+    path.write_text(" " * (1024 * 1024) + json.dumps(json.loads((DOCS / "leaks.json").read_text())))
+    one_line_error(mcpool(command, path, DOCS / "leaks.json"), "big.json", "too big")
+
+
+def test_a_device_that_never_ends_is_read_up_to_the_limit(monkeypatch):
+    from mcpool_cli.report import saved
+
+    if not hasattr(saved, "MAX_FILE_BYTES"):
+        pytest.fail("no limit: /dev/zero would be read until memory runs out")
+    monkeypatch.setattr(saved, "MAX_FILE_BYTES", 1024 * 1024)
+    one_line_error(mcpool("report", "/dev/zero"), "/dev/zero", "too big", "not a file")
+
+
+def test_a_number_of_5000_digits_is_exit_2_naming_the_file(tmp_path):
+    text = (DOCS / "leaks.json").read_text().replace('"churn": 10', '"churn": ' + "9" * 5000)
+    path = tmp_path / "digits.json"
+    path.write_text(text)
+    one_line_error(mcpool("report", path), "digits.json", "not a result document", "digits")
+    one_line_error(mcpool("compare", DOCS / "leaks.json", path), "digits.json")
+
+
+@pytest.mark.parametrize("depth", [500, 5000])
+def test_a_result_nested_deep_is_exit_2_naming_the_file(tmp_path, depth):
+    document = json.loads((DOCS / "bench.json").read_text())
+    text = json.dumps(document).replace('"keys": 200', '"keys": ' + "[" * depth + "]" * depth)
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    one_line_error(mcpool("report", path), "deep.json")
+    one_line_error(mcpool("compare", DOCS / "bench.json", path), "deep.json")
+
+
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{ b = " * 5000 + "1" + " }" * 5000, "9" * 5000])
+def test_a_scenario_nested_deep_or_with_a_huge_number_is_exit_2(tmp_path, value):
+    path = tmp_path / "deep.toml"
+    path.write_text(f"description = {value}\n")
+    one_line_error(mcpool("run", path), "deep.toml", "not a scenario")

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import CHECK_SCHEMA, RUN_SCHEMA, Kind, of_document, registered, schemas
-from mcpool_cli.units import outside
+from mcpool_cli.units import outside, printable
 
 T = TypeVar("T")
 
@@ -29,11 +29,18 @@ def expected(known: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------- reading and checking files
 
 
+MAX_FILE_BYTES = 256 * 1024 * 1024  # far more than any document mcpool writes; /dev/zero never ends
+
+
 def read_json(path: str) -> Any:
-    """The parsed file; a UsageProblem naming it when it is missing, unreadable or not JSON."""
+    """The parsed file; a UsageProblem naming it when it is missing, unreadable, too big or not JSON."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, "rb") as handle:  # a pipe (`<(…)`) is read too, up to the limit
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            problem = f"too big (over {MAX_FILE_BYTES // (1024 * 1024)} MiB), or not a file"
+        else:
+            return json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         problem = "no such file"
     except IsADirectoryError:
@@ -46,6 +53,8 @@ def read_json(path: str) -> Any:
         problem = "not JSON (not UTF-8 text)"
     except RecursionError:
         problem = "not a result document (nested too deep)"
+    except ValueError as exc:  # an integer of more digits than Python reads (4,300 by default)
+        problem = f"not a result document ({printable(str(exc).split(';')[0])})"
     raise UsageProblem(f"{path}: {problem}; {expected(schemas())}")
 
 
@@ -138,8 +147,11 @@ def guarded(build: Callable[[], T], where: str, schema: str) -> T:
         return build()
     except KeyError as exc:
         reason = f"no {json.dumps(exc.args[0])} field"
+    except RecursionError:
+        reason = "nested too deep"
     except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError, UsageProblem) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reason = printable(reason if len(reason) <= 200 else f"{reason[:199]}…")
     raise UsageProblem(f"{where}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
 
 
