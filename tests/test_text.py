@@ -169,3 +169,56 @@ def test_a_scenario_nested_deep_or_with_a_huge_number_is_exit_2(tmp_path, value)
     path = tmp_path / "deep.toml"
     path.write_text(f"description = {value}\n")
     one_line_error(mcpool("run", path), "deep.toml", "not a scenario")
+
+
+# ---------------------------------------------------------------- tables readable at COLUMNS=30
+
+CUT_NUMBER = re.compile(r"\d…")
+
+
+@pytest.mark.parametrize(("name", "width"), [*((name, 30) for name in NAMES), ("races", 45), ("stale", 45)])
+def test_report_and_compare_cut_no_number_when_narrow(name, width):
+    """A narrow terminal (COLUMNS=30): numbers whole, text wrapped, less important columns dropped (and said)."""
+    path = DOCS / f"{name}.json"
+    for args in (["report", path], ["compare", path, path]):
+        result = mcpool(*args, env={"COLUMNS": str(width)})
+        assert result.exit_code == 0, result.exception
+        assert not CUT_NUMBER.search(result.stdout), result.stdout
+        assert "…" not in result.stdout, result.stdout
+        assert max(len(line) for line in result.stdout.splitlines()) <= width
+
+
+def test_a_narrow_latency_table_keeps_p50_and_p99_and_says_what_it_dropped():
+    from mcpool_cli.bench.session import BenchSession
+
+    document = json.loads((DOCS / "bench.json").read_text())
+    console = Console(file=io.StringIO(), width=30)
+    from mcpool_cli.bench.render import render
+
+    render(BenchSession.from_json(document), console)
+    out = console.file.getvalue()
+    assert not CUT_NUMBER.search(out) and "…" not in out
+    assert "p50" in out and "p99" in out and "too narrow for min" in out
+    wide = Console(file=io.StringIO(), width=120)
+    render(BenchSession.from_json(document), wide)
+    assert "too narrow" not in wide.file.getvalue() and "p99.9 ms" in wide.file.getvalue()
+
+
+def test_fitted_drops_columns_in_order_until_the_numbers_fit():
+    from rich.table import Table
+
+    from mcpool_cli.units import Fitted
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("name")
+    for header in ("alpha", "beta", "gamma"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_row("a long strategy name", "123,456,789", "2,345,678", "3,456,789")
+    narrow = Console(file=io.StringIO(), width=30)
+    narrow.print(Fitted(table, ("beta", "gamma")))
+    out = narrow.file.getvalue()
+    assert "123,456,789" in out and "2,345,678" not in out and "3,456,789" in out
+    assert "(too narrow for beta)" in out and "…" not in out
+    wide = Console(file=io.StringIO(), width=80)
+    wide.print(Fitted(table, ("beta", "gamma")))
+    assert "2,345,678" in wide.file.getvalue() and "too narrow" not in wide.file.getvalue()

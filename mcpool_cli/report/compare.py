@@ -18,7 +18,7 @@ from rich.text import Text
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import Kind
 from mcpool_cli.report.saved import SavedDocument, SavedFile
-from mcpool_cli.units import outside
+from mcpool_cli.units import Fitted, outside
 
 T = TypeVar("T")
 
@@ -99,17 +99,20 @@ def check_comparison(kind: Kind, docs: list[SavedDocument], make_rows: Callable[
                      told: tuple[str, ...]) -> RenderableType:
     """Check results of several files side by side: verdicts, key figures, and what changed in `told`."""
     rows = [row for group in grouped([r for doc in docs for r in make_rows(doc)], lambda r: r.key) for row in group]
-    table = Table(title=outside(f"{kind.command}: {' · '.join(doc.label for doc in docs)}"), title_justify="left", box=None,
+    table = Table(title=outside(f"{kind.command}: {' · '.join(doc.label for doc in docs)}"), title_justify="left",
+                  box=None,
                   pad_edge=False)
     columns, label_width = list(rows[0].figures) if rows else [], max(len(doc.label) for doc in docs)
     for name in ("run", "strategy", "verdict", *columns):
         table.add_column(name.replace(" ", "\n") if len(name) > 8 else name,
                          justify="left" if name in ("run", "strategy", "verdict", "relinquish") else "right",
-                         no_wrap=name == "run", min_width=label_width if name == "run" else None)
+                         no_wrap=name not in ("run", "strategy", "verdict", "relinquish"),
+                         min_width=label_width if name == "run" else None)
     for row in rows:
         table.add_row(outside(row.label), outside(row.key), outside(row.verdict, kind.style(row.verdict)),
                       *(outside(row.figures[name]) for name in columns))
-    parts: list[RenderableType] = [table]
+    dropped = [*(n for n in reversed(columns) if n not in told), *reversed(told)]  # when narrow, in this order
+    parts: list[RenderableType] = [Fitted(table, [n.split()[0] for n in dropped])]
     if len(docs) > 1:
         heading = f"from {docs[0].label} to {docs[1].label}" if len(docs) == 2 else f"against {docs[0].label}"
         parts += [outside(f"changes {heading}:", "bold"), *check_changes(rows, told, len(docs) == 2)]

@@ -12,7 +12,7 @@ from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.checks.leaks.session import LeakCheck
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import outside, printable
+from mcpool_cli.units import Fitted, outside, printable
 
 
 def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[Text]:
@@ -46,7 +46,8 @@ def checks_summary(checks: list[LeakCheck]) -> Table:
     """Every strategy's verdict and connection counts in one table."""
     table = Table(title="check-leaks", title_justify="left", box=None, pad_edge=False)
     for name in ("strategy", "relinquish", "verdict", "opened", "leaked", "peak", "after"):
-        table.add_column(name, justify="left" if name in ("strategy", "relinquish", "verdict") else "right")
+        table.add_column(name, justify="left" if name in ("strategy", "relinquish", "verdict") else "right",
+                         no_wrap=name not in ("strategy", "relinquish", "verdict"))
     for check in checks:
         figures = check.figures
         shown = ("-",) * 3 if figures is None else (
@@ -62,7 +63,7 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     for check in session.results:
         console.print(check_report(check, session.servers.embedded))
     if saved and session.results:
-        console.print(checks_summary(session.results))
+        console.print(Fitted(checks_summary(session.results), ("after", "peak", "relinquish", "opened")))
 
 
 def leak_rows(doc: Any) -> list[CheckRow]:

@@ -12,7 +12,7 @@ from mcpool_cli.checks.races.kind import KIND
 from mcpool_cli.checks.races.session import FORK, StrategyCheck
 from mcpool_cli.checks.races.stamps import ANOMALY_WORDS
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import outside, printable
+from mcpool_cli.units import Fitted, outside, printable
 
 
 def check_report(check: StrategyCheck, threads: int, duration_s: float) -> RenderableType:
@@ -50,7 +50,7 @@ def checks_summary(checks: list[StrategyCheck]) -> Table:
     table = Table(title="check-races", title_justify="left", box=None, pad_edge=False)
     for name in ("strategy", "verdict", "trials affected", "first anomaly", "anomalies", "errors"):
         table.add_column(name, justify="left" if name in ("strategy", "verdict") else "right",
-                         no_wrap=name != "strategy")
+                         no_wrap=name not in ("strategy", "verdict"))
     for check in checks:
         first = "-" if check.first_anomaly_s is None else f"{check.first_anomaly_s * 1000:,.1f} ms"
         table.add_row(outside(check.strategy), outside(check.verdict, KIND.style(check.verdict)),
@@ -66,7 +66,7 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     for check in session.results:
         console.print(check_report(check, options.threads, options.duration_s))
     if saved or len(session.results) > 1:
-        console.print(checks_summary(session.results))
+        console.print(Fitted(checks_summary(session.results), ("errors", "first", "trials")))
 
 
 def race_rows(doc: Any) -> list[CheckRow]:

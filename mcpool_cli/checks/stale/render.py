@@ -13,7 +13,7 @@ from mcpool_cli.checks.stale.analysis import StaleFigures
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import format_seconds, outside
+from mcpool_cli.units import Fitted, format_seconds, outside
 
 COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
 LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
@@ -33,10 +33,12 @@ def report(session: StaleSession) -> RenderableType:
     checks = session.results
     notes = [note for check in checks for note in check_notes(check)]
     advice = list(dict.fromkeys(check.advice for check in checks))
-    parts = [results_table(session), Text(""), *notes, *(outside(line, "italic", lines=True) for line in advice)]
+    parts = [Fitted(results_table(session), ("longest", "errors", "outage")), Text(""), *notes,
+             *(outside(line, "italic", lines=True) for line in advice)]
     comparisons = session.comparisons()
     if comparisons:
-        parts += [Text(""), Text("Behaviors compared:", style="bold"), *(outside("  " + line, lines=True) for line in comparisons)]
+        parts += [Text(""), Text("Behaviors compared:", style="bold"),
+                  *(outside("  " + line, lines=True) for line in comparisons)]
     parts.append(Text(LEGEND, style="dim"))
     return Group(*parts)
 
@@ -51,7 +53,7 @@ def results_table(session: StaleSession) -> Table:
     table = Table(title=outside(title), title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("behaviors" if compared else "strategy", ratio=1)
     for name in COLUMNS:
-        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
+        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=name != "verdict")
     checks = session.results
     for index, check in enumerate(checks):
         if compared and (index == 0 or checks[index - 1].strategy != check.strategy):
