@@ -222,3 +222,19 @@ def test_fitted_drops_columns_in_order_until_the_numbers_fit():
     wide = Console(file=io.StringIO(), width=80)
     wide.print(Fitted(table, ("beta", "gamma")))
     assert "2,345,678" in wide.file.getvalue() and "too narrow" not in wide.file.getvalue()
+
+
+def test_live_progress_shows_a_strategy_name_as_text():
+    from mcpool_cli.engine.progress import LiveProgress
+
+    class Plan:
+        strategy, duration_s = "mk:[/bold]\x1b[2J", 1.0
+
+    console = Console(file=io.StringIO(), width=100, force_terminal=True)
+    progress = LiveProgress(console)
+    progress.phase(Plan(), "measure")
+    progress.tick(Plan(), 0.5, 10, 20.0, 0)
+    progress._progress.refresh()
+    progress.close()
+    out = console.file.getvalue()
+    assert "mk:[/bold]\\x1b[2J" in out and "\x1b[2J" not in out
