@@ -238,3 +238,21 @@ def test_live_progress_shows_a_strategy_name_as_text():
     progress.close()
     out = console.file.getvalue()
     assert "mk:[/bold]\\x1b[2J" in out and "\x1b[2J" not in out
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"schema": "x"}', '{"schema": "mcpool.check/1", "check": 1}'])
+def test_a_file_name_in_an_error_is_shown_as_text(tmp_path, content):
+    path = tmp_path / "a\x1b[2Jb.json"
+    if content is not None:
+        path.write_text(content)
+    result = mcpool("report", path)
+    one_line_error(result, "a\\x1b[2Jb.json")
+    assert "\x1b" not in result.stderr
+
+
+def test_kinds_that_differ_name_the_files_as_text(tmp_path):
+    path = tmp_path / "a\x1b[2Jb.json"
+    path.write_text((DOCS / "leaks.json").read_text())
+    result = mcpool("compare", path, DOCS / "races.json")
+    one_line_error(result, "a\\x1b[2Jb.json")
+    assert "\x1b" not in result.stderr

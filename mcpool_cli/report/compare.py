@@ -18,7 +18,7 @@ from rich.text import Text
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import Kind
 from mcpool_cli.report.saved import SavedDocument, SavedFile
-from mcpool_cli.units import Fitted, outside
+from mcpool_cli.units import Fitted, outside, printable
 
 T = TypeVar("T")
 
@@ -38,10 +38,11 @@ def common_kinds(files: list[SavedFile]) -> list[Kind]:
     for other in files[1:]:
         theirs = list(dict.fromkeys(doc.kind for doc in other.documents))
         if set(theirs) != set(first):
-            raise UsageProblem(f"{other.path} holds {describe(theirs)}, but {files[0].path} holds {describe(first)}: "
+            raise UsageProblem(f"{printable(other.path)} holds {describe(theirs)}, but {printable(files[0].path)} holds "
+                               f"{describe(first)}: "
                                "compare files of one kind (bench with bench, check-stale with check-stale, …)")
     if not first:
-        raise UsageProblem(f"{files[0].path}: holds no results to compare")
+        raise UsageProblem(f"{printable(files[0].path)}: holds no results to compare")
     return first
 
 

@@ -55,7 +55,7 @@ def read_json(path: str) -> Any:
         problem = "not a result document (nested too deep)"
     except ValueError as exc:  # an integer of more digits than Python reads (4,300 by default)
         problem = f"not a result document ({printable(str(exc).split(';')[0])})"
-    raise UsageProblem(f"{path}: {problem}; {expected(schemas())}")
+    raise UsageProblem(f"{printable(path)}: {problem}; {expected(schemas())}")
 
 
 def kind_of(data: Any, where: str, known: tuple[str, ...] | None = None) -> Kind | None:
@@ -63,6 +63,7 @@ def kind_of(data: Any, where: str, known: tuple[str, ...] | None = None) -> Kind
     for anything else. `known`: the schemas accepted here (all by default)."""
     everything = schemas()
     known = known or everything
+    where = printable(where)  # a file's name is printed as text
     if not isinstance(data, dict):
         raise UsageProblem(f"{where}: JSON, but not an object; {expected(known)}")
     if "schema" not in data:
@@ -124,7 +125,7 @@ def load_file(path: str, label: str | None = None) -> SavedFile:
         return SavedFile(path, data["schema"], (build_document(data, kind, label or path, path),))
     raw = data.get("documents")
     if not isinstance(raw, list):
-        raise UsageProblem(f'{path}: {RUN_SCHEMA} without a "documents" list; {expected(schemas())}')
+        raise UsageProblem(f'{printable(path)}: {RUN_SCHEMA} without a "documents" list; {expected(schemas())}')
     kinds = [kind_of(doc, f"{path}: documents[{i}]", schemas()[:-1]) for i, doc in enumerate(raw)]
     many = {k for k, n in Counter(kinds).items() if n > 1}
     documents = tuple(build_document(doc, k, f"{label or path}#{i + 1}" if k in many else label or path,
@@ -152,7 +153,7 @@ def guarded(build: Callable[[], T], where: str, schema: str) -> T:
     except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError, UsageProblem) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         reason = printable(reason if len(reason) <= 200 else f"{reason[:199]}…")
-    raise UsageProblem(f"{where}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
+    raise UsageProblem(f"{printable(where)}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
 
 
 # ---------------------------------------------------------------- report extras
