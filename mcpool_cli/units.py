@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 from mcpool_cli.errors import UsageProblem
 
@@ -122,3 +123,95 @@ def pick_unit(values_us: Iterable[float | None]) -> tuple[str, float]:
     """One unit for a whole column, chosen by the column's median value."""
     present = sorted(v for v in values_us if v is not None)
     return unit_for(present[len(present) // 2] if present else None)
+
+
+# ---------------------------------------------------------------- text from outside, shown as text
+
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0, DEL, C1 and lone surrogates
+_CONTROL_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # the same, tab and newline kept
+
+
+def printable(value: object, lines: bool = False) -> str:
+    """Text from outside (a strategy name, a saved file, a server's reply, a worker's stderr) made safe to print:
+    every control character (ESC, BEL, a carriage return, …) and lone surrogate shown as `\\x1b`, `\\ud800`, so
+    nothing reaches the terminal as a command. `lines`: keep newlines and tabs. Rich markup is not interpreted
+    in a Text; use `outside` for a Text, or rich.markup.escape where a markup string is needed."""
+    pattern = _CONTROL_LINES if lines else _CONTROL_LINE
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                       str(value))
+
+
+def outside(value: object, style: str = "", lines: bool = False) -> Any:
+    """A rich Text of outside text: no markup interpreted, no control character printed."""
+    from rich.text import Text
+
+    return Text(printable(value, lines), style=style)
+
+
+# ---------------------------------------------------------------- tables that fit a narrow terminal
+
+
+class Fitted:
+    """A rich Table that fits the width it is printed in, a number never cut to `26…`: when it is too wide,
+    headers wrap at their spaces and text columns (no_wrap=False) fold, then the columns headed `drop` (by the
+    header's first word) go, in that order, until the numbers (no_wrap=True columns) fit whole."""
+
+    TEXT_MIN = 5  # a text column is counted this wide at least (or its longest word, when shorter)
+
+    def __init__(self, table: Any, drop: Iterable[str] = ()) -> None:
+        self.table = table
+        self.drop = tuple(drop)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        width = options.max_width
+        if Measurement.get(console, options.update_width(10_000), self.table).maximum <= width:
+            yield self.table
+            return
+        table = copy.copy(self.table)
+        table.columns = [copy.copy(column) for column in table.columns]
+        for column in table.columns:
+            column.min_width = None
+            if isinstance(column.header, str):
+                column.header = column.header.replace(" ", "\n")
+            if not column.no_wrap:
+                column.overflow = "fold"
+        dropped = []
+        for name in (None, *self.drop):
+            if name is not None:
+                kept = [c for c in table.columns if header_word(c.header) != name]
+                dropped += [" ".join(header_text(c.header).split()) for c in table.columns if c not in kept]
+                table.columns = kept or table.columns
+            for index, column in enumerate(table.columns):
+                column._index = index
+            if self.needed(table, console, options) <= width:
+                break
+        yield table
+        if dropped:
+            from rich.text import Text
+
+            yield Text(f"(too narrow for {', '.join(dropped)})", style="dim")
+
+    def needed(self, table: Any, console: Any, options: Any) -> int:
+        """The width the numbers need whole, with a little for each text column, padding and edges."""
+        from rich.measure import Measurement
+
+        total = table._extra_width
+        for column in table.columns:
+            cells = [column.header, *column._cells] if table.show_header else list(column._cells)
+            sizes = [Measurement.get(console, options.update_width(10_000), cell) for cell in cells]
+            total += (max((s.maximum for s in sizes), default=0) if column.no_wrap
+                      else min(max((s.minimum for s in sizes), default=0), self.TEXT_MIN))
+            total += table._get_padding_width(column._index)
+        return total
+
+
+def header_text(header: Any) -> str:
+    return header.plain if hasattr(header, "plain") else str(header)
+
+
+def header_word(header: Any) -> str:
+    """A column's header up to its first space or newline: `p99.9 ms` → `p99.9`."""
+    text = header_text(header)
+    return text.split(None, 1)[0] if text.strip() else ""

@@ -15,10 +15,13 @@ from mcpool_cli.bench.kind import OUTCOME_STYLE
 from mcpool_cli.bench.results import RunResult
 from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
 from mcpool_cli.report.compare import grouped, option_notes
-from mcpool_cli.units import format_duration_us, format_number, pick_unit, unit_for
+from mcpool_cli.units import Fitted, format_duration_us, format_number, outside, pick_unit, printable, unit_for
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
 BAR_WIDTH = 40
+LATENCY_DROPPED = ("min", "p90", "mean", "max", "count", "p99.9")  # in this order, when narrow
+COMPARISON_DROPPED = ("wrong", "p50", "relative", "errors", "p99")
+COMPARE_DROPPED = ("p50", "p99.9", "errors", "p99", "speed")
 
 
 def latency_table(result: RunResult) -> Table:
@@ -31,13 +34,13 @@ def latency_table(result: RunResult) -> Table:
     table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False,
                   collapse_padding=True)
     table.add_column("op")
-    table.add_column("count", justify="right")
+    table.add_column("count", justify="right", no_wrap=True)
     units = {key: unit_for(summaries["all ops"][key]) for key, _ in COLUMNS}  # the main row sets the unit
     for key, label in COLUMNS:
         table.add_column(f"{label} {units[key][0]}", justify="right", no_wrap=True)
     for name, summary in summaries.items():
         cells = ["-" if summary[key] is None else format_number(summary[key] / units[key][1]) for key, _ in COLUMNS]
-        table.add_row(name, f"{rows[name].get_total_count():,}", *cells)
+        table.add_row(outside(name), f"{rows[name].get_total_count():,}", *cells)
     if rows["acquire"].get_total_count() == 0 and rows["all ops"].get_total_count():
         table.caption, table.caption_justify = "acquire: none — each thread keeps one client for its life", "left"
     return table
@@ -55,7 +58,19 @@ def bucket_bounds_us(low_us: float, high_us: float) -> list[float]:
     return bounds
 
 
-def histogram_drawing(histogram: HdrHistogram) -> RenderableType:
+class Distribution:
+    """The distribution's table with bars as long as the width allows (BAR_WIDTH at most)."""
+
+    def __init__(self, histogram: HdrHistogram) -> None:
+        self.histogram = histogram
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        narrow = options.max_width < 29  # then the cumulative share goes: the rest fits in 22 columns
+        yield histogram_drawing(self.histogram, max(1, min(BAR_WIDTH, options.max_width - 28)), not narrow)
+
+
+def histogram_drawing(histogram: HdrHistogram, bar_width: int = BAR_WIDTH,
+                      cumulative_share: bool = True) -> RenderableType:
     """Bars of the latency distribution on a 1-2-5 scale, with share and cumulative share."""
     total = histogram.get_total_count()
     if total == 0:
@@ -67,16 +82,16 @@ def histogram_drawing(histogram: HdrHistogram) -> RenderableType:
         index = next((i for i, bound in enumerate(bounds) if value_us <= bound), len(bounds) - 1)
         counts[index] += item.count_added_in_this_iter_step
     table = Table(title="distribution (all ops)", title_justify="left", box=None, pad_edge=False, show_header=False)
-    for justify in ("right", "left", "right", "right"):
-        table.add_column(justify=justify)
+    for justify in ("right", "left", "right", "right")[:4 if cumulative_share else 3]:
+        table.add_column(justify=justify, no_wrap=True, overflow="crop" if justify == "left" else "ellipsis")
     peak, cumulative = max(counts), 0
     for bound, count in zip(bounds, counts):
         cumulative += count
-        bar = "█" * round(BAR_WIDTH * count / peak) if count else ""
+        bar = "█" * round(bar_width * count / peak) if count else ""
         unit, scale = pick_unit([bound])
         share = f"{100 * count / total:5.1f}%" if count * 1000 >= total or not count else " <0.1%"
         table.add_row(f"≤ {format_number(bound / scale)} {unit}", Text(bar, style="cyan"), share,
-                      f"{100 * cumulative / total:5.1f}%")
+                      *([f"{100 * cumulative / total:5.1f}%"] if cumulative_share else []))
     return table
 
 
@@ -97,8 +112,8 @@ def run_header(result: RunResult) -> Text:
     outcome = result.outcome.outcome
     pool = f", pool of {result.pool_size}" if result.pool_size else ""
     processes = f" × {result.processes} processes" if result.processes > 1 else ""
-    return (Text(result.strategy, style="bold").append(f" · {result.threads} threads{processes}{pool} · ")
-            .append(outcome, style=OUTCOME_STYLE.get(outcome, "bold")))
+    return (outside(result.strategy, "bold").append_text(outside(f" · {result.threads} threads{processes}{pool} · "))
+            .append(printable(outcome), style=OUTCOME_STYLE.get(outcome, "bold")))
 
 
 def errors_table(result: RunResult) -> RenderableType | None:
@@ -106,9 +121,10 @@ def errors_table(result: RunResult) -> RenderableType | None:
         return None
     lines = Text()
     for name, count in result.stats.errors.most_common():
-        lines.append(f"  {name}: {count:,}\n", style="red")
+        lines.append(f"  {printable(name)}: {count:,}\n", style="red")
     for example in result.stats.examples:
-        lines.append(f"  {example['kind']} value for {example['key']}: got {example['got']}\n", style="yellow")
+        lines.append(f"  {printable(example['kind'])} value for {printable(example['key'])}: "
+                     f"got {printable(example['got'])}\n", style="yellow")
     return Group(Text("errors and anomalies", style="italic"), lines)
 
 
@@ -116,7 +132,7 @@ def run_report(result: RunResult) -> RenderableType:
     """Everything about one strategy run."""
     parts: list[RenderableType] = [run_header(result), counts_line(result)]
     if result.explanation:
-        parts.append(Text(result.explanation, style="yellow"))
+        parts.append(outside(result.explanation, "yellow", lines=True))
     errors = errors_table(result)
     if errors is not None:
         parts.append(errors)
@@ -124,7 +140,7 @@ def run_report(result: RunResult) -> RenderableType:
         parts.append(Text(f"{result.stats.out_of_range:,} latencies were outside the histogram's range "
                           "(1 ns to 1 h) and are not in the table", style="yellow"))
     if result.stats.ops():
-        parts += [latency_table(result), histogram_drawing(result.stats.all_ops_histogram())]
+        parts += [Fitted(latency_table(result), LATENCY_DROPPED), Distribution(result.stats.all_ops_histogram())]
     else:
         parts.append(Text("no operations were measured after the warm-up", style="dim"))
     parts.append(Text(""))
@@ -144,23 +160,24 @@ def comparison(results: list[RunResult]) -> RenderableType:
     table = Table(title="comparison", title_justify="left", box=None, pad_edge=False)
     for name in ("strategy", "outcome", "ops/s", "relative", f"p50 {units['p50'][0]}", f"p99 {units['p99'][0]}",
                  "errors", "wrong"):
-        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right", no_wrap=True)
+        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right",
+                         no_wrap=name not in ("strategy", "outcome"))
     for result, summary in zip(ranked, summaries):
         cells = ["-" if summary[k] is None else format_number(summary[k] / units[k][1]) for k in ("p50", "p99")]
         relative = f"{finished[0].ops_per_s / result.ops_per_s:.2f}" if result in finished else "-"
         outcome = result.outcome.outcome
-        table.add_row(result.strategy, Text(outcome, style=OUTCOME_STYLE.get(outcome, "")),
+        table.add_row(outside(result.strategy), outside(outcome, OUTCOME_STYLE.get(outcome, "")),
                       f"{result.ops_per_s:,.0f}", relative, *cells, f"{result.error_count:,}",
                       f"{result.stats.wrong_values:,}")
     sentences = Text()
     for other in finished[1:]:
-        sentences.append(f"{finished[0].strategy} ran {finished[0].ops_per_s / other.ops_per_s:.2f}× faster "
-                         f"than {other.strategy}\n")
+        sentences.append(f"{printable(finished[0].strategy)} ran {finished[0].ops_per_s / other.ops_per_s:.2f}× "
+                         f"faster than {printable(other.strategy)}\n")
     for broken in (r for r in ranked if r.outcome.outcome != "ok"):
-        sentences.append(f"{broken.strategy} {broken.outcome.outcome}: its figures cover only what it did "
-                         "before that\n", style="yellow")
+        sentences.append(f"{printable(broken.strategy)} {printable(broken.outcome.outcome)}: its figures cover only "
+                         "what it did before that\n", style="yellow")
     legend = Text("relative: the fastest finished strategy's ops/s divided by each one's", style="dim")
-    return Group(table, legend, sentences)
+    return Group(Fitted(table, COMPARISON_DROPPED), legend, sentences)
 
 
 def workload_words(options: Any) -> str:
@@ -179,9 +196,9 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     servers = session.servers
     where = "embedded memcached" if servers.embedded else "memcached"
     options = session.options
-    console.print(Text(f"mcpool bench · {where} {servers.version} at "
-                       f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
-                       f"{options.warmup_s:g} s warm-up · {workload_words(options)}", style="dim"))
+    console.print(outside(f"mcpool bench · {where} {servers.version} at "
+                          f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
+                          f"{options.warmup_s:g} s warm-up · {workload_words(options)}", "dim"))
     for result in session.results:
         console.print(run_report(result))
     if len(session.results) > 1:
@@ -222,29 +239,31 @@ def compare(docs: list[Any]) -> RenderableType:
     """bench runs of several files side by side, with a relative column and what changed, hyperfine-style."""
     rows = bench_rows(docs)
     if not rows:
-        return Text(f"bench: no runs in {', '.join(doc.label for doc in docs)}", style="yellow")
+        return outside(f"bench: no runs in {', '.join(doc.label for doc in docs)}", "yellow")
     units = {key: pick_unit(row.latency_us[key] for row in rows) for key in ("p50", "p99", "p99_9")}
     show_outcome = any(row.result.outcome.outcome != "ok" for row in rows)
-    table = Table(title=f"bench: {' · '.join(doc.label for doc in docs)}", title_justify="left", box=None,
+    table = Table(title=outside(f"bench: {' · '.join(doc.label for doc in docs)}"), title_justify="left", box=None,
                   pad_edge=False)
     label_width = max(len(doc.label) for doc in docs)
     headers = ["run", "strategy", *(["outcome"] if show_outcome else []), "ops/s", "speed",
                *(f"{key.replace('_', '.')} {units[key][0]}" for key in units), "errors"]
     for name in headers:
         table.add_column(name, justify="left" if name in ("run", "strategy", "outcome") else "right",
-                         no_wrap=name == "run", min_width=label_width if name == "run" else None)
+                         no_wrap=name not in ("run", "strategy", "outcome"),
+                         min_width=label_width if name == "run" else None)
     for row in rows:
         base = bench_baseline(row, rows, docs[0].label)
         relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if row.finished and base.finished else "-"
         outcome = row.result.outcome.outcome
         latency = ["-" if row.latency_us[k] is None else format_number(row.latency_us[k] / units[k][1]) for k in units]
-        table.add_row(row.label, row.result.strategy,
-                      *([Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
+        table.add_row(outside(row.label), outside(row.result.strategy),
+                      *([outside(outcome, OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
                       f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
-    legend = Text(f"speed: ops/s divided by those of {docs[0].label}'s run of the same strategy (or of the first "
+    legend = Text(f"speed: ops/s divided by those of {printable(docs[0].label)}'s run of the same strategy (or of the first "
                   "run); above 1 is faster (bench's own `relative` column is the other way round: how many times "
                   "slower than the fastest)", style="dim")
-    return Group(table, legend, *bench_changes(rows, docs[0].label), *option_notes(docs), Text(""))
+    return Group(Fitted(table, COMPARE_DROPPED), legend, *bench_changes(rows, docs[0].label), *option_notes(docs),
+                 Text(""))
 
 
 def bench_changes(rows: list[BenchRow], first_label: str) -> list[Text]:
@@ -253,10 +272,10 @@ def bench_changes(rows: list[BenchRow], first_label: str) -> list[Text]:
     for row in rows:
         base = bench_baseline(row, rows, first_label)
         if not row.finished:
-            lines.append(Text(f"{row.name} {row.result.outcome.outcome}: its figures cover only what it did "
-                              "before that", style="yellow"))
+            lines.append(Text(f"{printable(row.name)} {printable(row.result.outcome.outcome)}: its figures cover only "
+                              "what it did before that", style="yellow"))
         elif row is not base and base.finished:
-            lines.append(Text(speed_sentence(row, base)))
+            lines.append(outside(speed_sentence(row, base)))
     return lines
 
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from mcpool_cli.engine.plan import RunPlan
+from mcpool_cli.units import printable
 
 PHASE_WORDS = {"populate": "filling the key space", "warmup": "warming up", "measure": "measuring"}
 
@@ -42,13 +43,14 @@ class PlainProgress(NullProgress):
         self._next = 0.0
 
     def phase(self, plan: RunPlan, phase: str) -> None:
-        print(f"[{plan.strategy}] {PHASE_WORDS.get(phase, phase)}", file=self.stream, flush=True)
+        print(f"[{printable(plan.strategy)}] {PHASE_WORDS.get(phase, phase)}", file=self.stream, flush=True)
         self._next = self.get_time() + self.interval_s
 
     def tick(self, plan: RunPlan, elapsed_s: float, ops: int, ops_per_s: float, errors: int) -> None:
         now = self.get_time()
         if elapsed_s > 0 and now >= self._next:
-            print(f"[{plan.strategy}] {status_line(plan, elapsed_s, ops_per_s, errors)}", file=self.stream, flush=True)
+            print(f"[{printable(plan.strategy)}] {status_line(plan, elapsed_s, ops_per_s, errors)}", file=self.stream,
+                  flush=True)
             self._next = now + self.interval_s
 
 
@@ -56,14 +58,15 @@ class LiveProgress(NullProgress):
     """A terminal: a live bar per strategy with elapsed, remaining and current ops/s."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(TextColumn("{task.description:<14}"), BarColumn(),
-                                  TextColumn("{task.fields[status]}"), console=console, transient=True)
+        self._progress = Progress(TextColumn("{task.description:<14}", markup=False), BarColumn(),
+                                  TextColumn("{task.fields[status]}", markup=False), console=console, transient=True)
         self._tasks: dict[str, TaskID] = {}
         self._progress.start()
 
     def _task(self, plan: RunPlan) -> TaskID:
         if plan.strategy not in self._tasks:
-            self._tasks[plan.strategy] = self._progress.add_task(plan.strategy, total=plan.duration_s, status="starting")
+            self._tasks[plan.strategy] = self._progress.add_task(printable(plan.strategy), total=plan.duration_s,
+                                                                 status="starting")
         return self._tasks[plan.strategy]
 
     def phase(self, plan: RunPlan, phase: str) -> None:

@@ -17,15 +17,14 @@ FILES_HELP = ("JSON written with --json by bench, check-races, check-leaks, chec
 def print_file(saved: Any, console: Any) -> None:
     """Each document as its command printed it, with the thresholds judged on it; for a run document, its
     closing lines too."""
-    from rich.text import Text
-
     from mcpool_cli.report.saved import guarded, source_line
     from mcpool_cli.report.thresholds import render
+    from mcpool_cli.units import outside
 
     for index, doc in enumerate(saved.documents):
         if saved.scenario is not None:
             command = saved.phases[index][0] if index < len(saved.phases) else doc.kind.command
-            console.print(Text(f"▶ {saved.scenario} · mcpool {command}", style="bold cyan"))
+            console.print(outside(f"▶ {saved.scenario} · mcpool {command}", "bold cyan"))
         console.print(source_line(doc))
         guarded(lambda: doc.kind.module("render").render(doc.content, console, saved=True), saved.path,
                 doc.data["schema"])  # a mistyped value

@@ -18,6 +18,7 @@ from rich.text import Text
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import Kind
 from mcpool_cli.report.saved import SavedDocument, SavedFile
+from mcpool_cli.units import Fitted, outside, printable
 
 T = TypeVar("T")
 
@@ -37,10 +38,11 @@ def common_kinds(files: list[SavedFile]) -> list[Kind]:
     for other in files[1:]:
         theirs = list(dict.fromkeys(doc.kind for doc in other.documents))
         if set(theirs) != set(first):
-            raise UsageProblem(f"{other.path} holds {describe(theirs)}, but {files[0].path} holds {describe(first)}: "
+            raise UsageProblem(f"{printable(other.path)} holds {describe(theirs)}, but {printable(files[0].path)} holds "
+                               f"{describe(first)}: "
                                "compare files of one kind (bench with bench, check-stale with check-stale, …)")
     if not first:
-        raise UsageProblem(f"{files[0].path}: holds no results to compare")
+        raise UsageProblem(f"{printable(files[0].path)}: holds no results to compare")
     return first
 
 
@@ -65,8 +67,8 @@ def option_notes(docs: list[SavedDocument]) -> list[Text]:
         changed = [f"{key} {show_option(base.get(key))} → {show_option(other.get(key))}"
                    for key in dict.fromkeys([*base, *other]) if base.get(key) != other.get(key)]
         if changed:
-            notes.append(Text(f"{doc.label} ran with other options than {docs[0].label}: {', '.join(changed)}",
-                              style="dim"))
+            notes.append(outside(f"{doc.label} ran with other options than {docs[0].label}: {', '.join(changed)}",
+                                 "dim"))
     return notes
 
 
@@ -98,19 +100,23 @@ def check_comparison(kind: Kind, docs: list[SavedDocument], make_rows: Callable[
                      told: tuple[str, ...]) -> RenderableType:
     """Check results of several files side by side: verdicts, key figures, and what changed in `told`."""
     rows = [row for group in grouped([r for doc in docs for r in make_rows(doc)], lambda r: r.key) for row in group]
-    table = Table(title=f"{kind.command}: {' · '.join(doc.label for doc in docs)}", title_justify="left", box=None,
+    table = Table(title=outside(f"{kind.command}: {' · '.join(doc.label for doc in docs)}"), title_justify="left",
+                  box=None,
                   pad_edge=False)
     columns, label_width = list(rows[0].figures) if rows else [], max(len(doc.label) for doc in docs)
     for name in ("run", "strategy", "verdict", *columns):
         table.add_column(name.replace(" ", "\n") if len(name) > 8 else name,
                          justify="left" if name in ("run", "strategy", "verdict", "relinquish") else "right",
-                         no_wrap=name == "run", min_width=label_width if name == "run" else None)
+                         no_wrap=name not in ("run", "strategy", "verdict", "relinquish"),
+                         min_width=label_width if name == "run" else None)
     for row in rows:
-        table.add_row(row.label, row.key, Text(row.verdict, style=kind.style(row.verdict)), *(row.figures[name] for name in columns))
-    parts: list[RenderableType] = [table]
+        table.add_row(outside(row.label), outside(row.key), outside(row.verdict, kind.style(row.verdict)),
+                      *(outside(row.figures[name]) for name in columns))
+    dropped = [*(n for n in reversed(columns) if n not in told), *reversed(told)]  # when narrow, in this order
+    parts: list[RenderableType] = [Fitted(table, [n.split()[0] for n in dropped])]
     if len(docs) > 1:
         heading = f"from {docs[0].label} to {docs[1].label}" if len(docs) == 2 else f"against {docs[0].label}"
-        parts += [Text(f"changes {heading}:", style="bold"), *check_changes(rows, told, len(docs) == 2)]
+        parts += [outside(f"changes {heading}:", "bold"), *check_changes(rows, told, len(docs) == 2)]
     return Group(*parts, *option_notes(docs), Text(""))
 
 
@@ -120,14 +126,14 @@ def check_changes(rows: list[CheckRow], told: tuple[str, ...], two: bool) -> lis
     for group in grouped(rows, lambda row: row.key):
         base = group[0]
         if len(group) == 1:
-            lines.append(Text(f"  {base.key}: only in {base.label}", style="dim"))
+            lines.append(outside(f"  {base.key}: only in {base.label}", "dim"))
         for row in group[1:]:
             changed = [f"{name} {base.figures[name]} → {row.figures[name]}" for name in told
                        if base.figures[name] != row.figures[name]]
             if row.verdict != base.verdict:
                 changed.append(f"verdict {base.verdict} → {row.verdict}")
             who = row.key if two else f"{row.key} in {row.label}"
-            lines.append(Text(f"  {who}: {', '.join(changed) or f'no change ({row.verdict})'}"))
+            lines.append(outside(f"  {who}: {', '.join(changed) or f'no change ({row.verdict})'}"))
     return lines
 
 

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import CHECK_SCHEMA, RUN_SCHEMA, Kind, of_document, registered, schemas
+from mcpool_cli.units import outside, printable
 
 T = TypeVar("T")
 
@@ -28,11 +29,18 @@ def expected(known: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------- reading and checking files
 
 
+MAX_FILE_BYTES = 256 * 1024 * 1024  # far more than any document mcpool writes; /dev/zero never ends
+
+
 def read_json(path: str) -> Any:
-    """The parsed file; a UsageProblem naming it when it is missing, unreadable or not JSON."""
+    """The parsed file; a UsageProblem naming it when it is missing, unreadable, too big or not JSON."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, "rb") as handle:  # a pipe (`<(…)`) is read too, up to the limit
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            problem = f"too big (over {MAX_FILE_BYTES // (1024 * 1024)} MiB), or not a file"
+        else:
+            return json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         problem = "no such file"
     except IsADirectoryError:
@@ -45,7 +53,9 @@ def read_json(path: str) -> Any:
         problem = "not JSON (not UTF-8 text)"
     except RecursionError:
         problem = "not a result document (nested too deep)"
-    raise UsageProblem(f"{path}: {problem}; {expected(schemas())}")
+    except ValueError as exc:  # an integer of more digits than Python reads (4,300 by default)
+        problem = f"not a result document ({printable(str(exc).split(';')[0])})"
+    raise UsageProblem(f"{printable(path)}: {problem}; {expected(schemas())}")
 
 
 def kind_of(data: Any, where: str, known: tuple[str, ...] | None = None) -> Kind | None:
@@ -53,6 +63,7 @@ def kind_of(data: Any, where: str, known: tuple[str, ...] | None = None) -> Kind
     for anything else. `known`: the schemas accepted here (all by default)."""
     everything = schemas()
     known = known or everything
+    where = printable(where)  # a file's name is printed as text
     if not isinstance(data, dict):
         raise UsageProblem(f"{where}: JSON, but not an object; {expected(known)}")
     if "schema" not in data:
@@ -114,7 +125,7 @@ def load_file(path: str, label: str | None = None) -> SavedFile:
         return SavedFile(path, data["schema"], (build_document(data, kind, label or path, path),))
     raw = data.get("documents")
     if not isinstance(raw, list):
-        raise UsageProblem(f'{path}: {RUN_SCHEMA} without a "documents" list; {expected(schemas())}')
+        raise UsageProblem(f'{printable(path)}: {RUN_SCHEMA} without a "documents" list; {expected(schemas())}')
     kinds = [kind_of(doc, f"{path}: documents[{i}]", schemas()[:-1]) for i, doc in enumerate(raw)]
     many = {k for k, n in Counter(kinds).items() if n > 1}
     documents = tuple(build_document(doc, k, f"{label or path}#{i + 1}" if k in many else label or path,
@@ -137,9 +148,12 @@ def guarded(build: Callable[[], T], where: str, schema: str) -> T:
         return build()
     except KeyError as exc:
         reason = f"no {json.dumps(exc.args[0])} field"
+    except RecursionError:
+        reason = "nested too deep"
     except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError, UsageProblem) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-    raise UsageProblem(f"{where}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
+        reason = printable(reason if len(reason) <= 200 else f"{reason[:199]}…")
+    raise UsageProblem(f"{printable(where)}: a damaged {schema} document ({reason}); expected one as mcpool writes it")
 
 
 # ---------------------------------------------------------------- report extras
@@ -151,4 +165,4 @@ def source_line(doc: SavedDocument) -> Text:
     parts = [doc.label, doc.kind.command, data.get("run_id") and f"run {data['run_id']}",
              data.get("started_at"), data.get("mcpool_version") and f"mcpool {data['mcpool_version']}",
              "interrupted" if data.get("interrupted") else None]
-    return Text(" · ".join(str(part) for part in parts if part), style="dim")
+    return outside(" · ".join(str(part) for part in parts if part), "dim")

@@ -106,11 +106,13 @@ def render(results: list[dict[str, Any]]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from mcpool_cli.units import outside
+
     table = Table(title="thresholds", title_justify="left", box=None, pad_edge=False, show_header=False)
-    for _ in range(4):
-        table.add_column(no_wrap=True)
+    for wraps in (False, True, True, False):  # the mark and the measured value whole; expression and subject fold
+        table.add_column(no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     for result in results:
         mark = (Text("-", style="dim") if result.get("skipped") else
                 Text("✓", style="bold green") if result["ok"] else Text("✗", style="bold red"))
-        table.add_row(mark, result["expr"], result["subject"], result["shown"])
+        table.add_row(mark, outside(result["expr"]), outside(result["subject"]), outside(result["shown"]))
     return table

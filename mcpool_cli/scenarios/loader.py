@@ -103,6 +103,10 @@ def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = 
         raise UsageProblem(f"{path}: cannot read it ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageProblem(f"{path}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:
+        raise UsageProblem(f"{path}: not a scenario (nested too deep)") from exc
+    except ValueError as exc:  # an integer of more digits than Python reads (4,300 by default)
+        raise UsageProblem(f"{path}: not a scenario ({str(exc).split(';')[0]})") from exc
     for key in data:
         if key not in top_keys():
             raise UsageProblem(f"{path}: unknown key {key!r}; expected {', '.join(top_keys())}")

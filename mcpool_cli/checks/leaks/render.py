@@ -12,21 +12,22 @@ from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.checks.leaks.session import LeakCheck
 from mcpool_cli.report.compare import CheckRow, check_comparison
+from mcpool_cli.units import Fitted, outside, printable
 
 
 def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[Text]:
     """What the server and the worker counted; on someone else's server, how much other traffic moved it."""
-    lines = [Text(
+    lines = [outside(
         f"{figures.threads_started:,} threads (at most {figures.concurrency} alive) · server connections: "
         f"{figures.baseline_connections} before, {figures.peak_connections} at peak, "
         f"{figures.after_connections} after · {figures.connections_opened:,} opened · {check.leaked} leaked"),
-        Text(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
-             f"{figures.dead_thread_clients} of them taken by threads that are gone; "
-             f"{figures.open_sockets_after} sockets open", style="dim")]
+        outside(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
+                f"{figures.dead_thread_clients} of them taken by threads that are gone; "
+                f"{figures.open_sockets_after} sockets open", "dim")]
     if figures.churn_errors:
         sites = ", ".join(f"{site} {count:,}" for site, count in
                           sorted(figures.churn_error_sites.items(), key=lambda item: -item[1])[:5])
-        lines.append(Text(f"{figures.churn_errors:,} churn threads raised: {sites}", style="red"))
+        lines.append(outside(f"{figures.churn_errors:,} churn threads raised: {sites}", "red"))
     if not embedded:
         lines.append(Text(f"other traffic: curr_connections moved by {figures.baseline_drift:+d} in a quiet "
                           "half second before the churn; counts may be off by about that much", style="yellow"))
@@ -35,13 +36,13 @@ def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> lis
 
 def check_report(check: LeakCheck, embedded: bool) -> RenderableType:
     """The verdict on one strategy, with the connections counted and one line of advice."""
-    head = (Text(check.strategy, style="bold")
+    head = (outside(check.strategy, "bold")
             .append(f" · relinquish {'on' if check.relinquish else 'off'} · ")
-            .append(check.verdict.upper(), style=KIND.style(check.verdict)))
+            .append(printable(check.verdict.upper()), style=KIND.style(check.verdict)))
     parts: list[RenderableType] = [head]
     if check.figures is not None:
         parts += figure_lines(check, check.figures, embedded)
-    parts += [Text(check.advice, style="italic"), Text("")]
+    parts += [outside(check.advice, "italic", lines=True), Text("")]
     return Group(*parts)
 
 
@@ -49,13 +50,14 @@ def checks_summary(checks: list[LeakCheck]) -> Table:
     """Every strategy's verdict and connection counts in one table."""
     table = Table(title="check-leaks", title_justify="left", box=None, pad_edge=False)
     for name in ("strategy", "relinquish", "verdict", "opened", "leaked", "peak", "after"):
-        table.add_column(name, justify="left" if name in ("strategy", "relinquish", "verdict") else "right")
+        table.add_column(name, justify="left" if name in ("strategy", "relinquish", "verdict") else "right",
+                         no_wrap=name not in ("strategy", "relinquish", "verdict"))
     for check in checks:
         figures = check.figures
         shown = ("-",) * 3 if figures is None else (
             f"{figures.connections_opened:,}", f"{figures.peak_connections:,}", f"{figures.after_connections:,}")
-        table.add_row(check.strategy, "on" if check.relinquish else "off",
-                      Text(check.verdict, style=KIND.style(check.verdict)), shown[0], f"{check.leaked:,}", *shown[1:])
+        table.add_row(outside(check.strategy), "on" if check.relinquish else "off",
+                      outside(check.verdict, KIND.style(check.verdict)), shown[0], f"{check.leaked:,}", *shown[1:])
     return table
 
 
@@ -65,7 +67,7 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     for check in session.results:
         console.print(check_report(check, session.servers.embedded))
     if saved and session.results:
-        console.print(checks_summary(session.results))
+        console.print(Fitted(checks_summary(session.results), ("after", "peak", "relinquish", "opened")))
 
 
 def leak_rows(doc: Any) -> list[CheckRow]:

@@ -13,7 +13,7 @@ from mcpool_cli.checks.stale.analysis import StaleFigures
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import format_seconds
+from mcpool_cli.units import Fitted, format_seconds, outside
 
 COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
 LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
@@ -25,7 +25,7 @@ def render(session: StaleSession, console: Any, saved: bool = False) -> None:
     """Print the report of a session, and why it stopped early when it did."""
     console.print(report(session))
     if session.stopped_early:
-        console.print(f"[bold red]stopped early:[/] {session.stopped_early}")
+        console.print(Text("stopped early: ", style="bold red").append_text(outside(session.stopped_early, lines=True)))
 
 
 def report(session: StaleSession) -> RenderableType:
@@ -33,10 +33,12 @@ def report(session: StaleSession) -> RenderableType:
     checks = session.results
     notes = [note for check in checks for note in check_notes(check)]
     advice = list(dict.fromkeys(check.advice for check in checks))
-    parts = [results_table(session), Text(""), *notes, *(Text(line, style="italic") for line in advice)]
+    parts = [Fitted(results_table(session), ("longest", "errors", "outage")), Text(""), *notes,
+             *(outside(line, "italic", lines=True) for line in advice)]
     comparisons = session.comparisons()
     if comparisons:
-        parts += [Text(""), Text("Behaviors compared:", style="bold"), *(Text("  " + line) for line in comparisons)]
+        parts += [Text(""), Text("Behaviors compared:", style="bold"),
+                  *(outside("  " + line, lines=True) for line in comparisons)]
     parts.append(Text(LEGEND, style="dim"))
     return Group(*parts)
 
@@ -48,16 +50,16 @@ def results_table(session: StaleSession) -> Table:
     title = f"check-stale · fault {options.fault} · {options.threads} threads × {options.rate:g} ops/s"
     if not compared:
         title += f" · behaviors: {options.variants[0][0]}"
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table = Table(title=outside(title), title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("behaviors" if compared else "strategy", ratio=1)
     for name in COLUMNS:
-        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
+        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=name != "verdict")
     checks = session.results
     for index, check in enumerate(checks):
         if compared and (index == 0 or checks[index - 1].strategy != check.strategy):
-            table.add_row(Text(check.strategy, style="bold"))
-        table.add_row(f"  {check.variant}" if compared else check.strategy,
-                      Text(check.verdict, style=KIND.style(check.verdict)), *figure_cells(check.figures))
+            table.add_row(outside(check.strategy, "bold"))
+        table.add_row(outside(f"  {check.variant}" if compared else check.strategy),
+                      outside(check.verdict, KIND.style(check.verdict)), *figure_cells(check.figures))
     return table
 
 
@@ -71,8 +73,8 @@ def figure_cells(figures: StaleFigures | None) -> list[str]:
 
 def check_notes(check: StaleCheck) -> list[RenderableType]:
     """What the fault did to one run, then its ops, errors and unverified misses, indented."""
-    title = Text(f"{check.strategy} · {check.variant}: ", style="bold")
-    heading = title.append(check.detail or "the fault was not injected", style="dim")
+    title = outside(f"{check.strategy} · {check.variant}: ", "bold")
+    heading = title.append_text(outside(check.detail or "the fault was not injected", "dim", lines=True))
     figures = check.figures
     if figures is None:
         return [heading]
@@ -87,14 +89,14 @@ def figure_notes(figures: StaleFigures) -> list[Text]:
                   f"{figures.ops_failed:,} failed, {figures.ops_skipped:,} never started (stuck)" + first)]
     if figures.errors:
         errors = sorted(figures.errors.items(), key=lambda item: -item[1])
-        notes.append(Text("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), style="red"))
+        notes.append(outside("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), "red"))
     if figures.unexplained_errors:
         notes.append(Text(f"{figures.errors_before_fault:,} failed before the fault struck, "
                           f"{figures.errors_after_settled:,} after the load had settled again: not the fault's doing",
                           style="red"))
     if figures.unverified_misses:
-        notes.append(Text(f"{figures.unverified_misses} misses while the keys were being written back to the "
-                          "new server: real ones, not counted", style="yellow"))
+        notes.append(outside(f"{figures.unverified_misses} misses while the keys were being written back to the "
+                             "new server: real ones, not counted", "yellow"))
     return notes
 
 
