@@ -1,0 +1,61 @@
+"""Hostile input and environments (issue 10): limits that match reality, and Ctrl-C at any moment."""
+
+import click
+
+from mcpool_cli.cli import cli
+from mcpool_cli.scenarios import loader
+from tests.conftest import invoke_mcpool
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mcpool: error: ") and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_the_memory_cap_counts_every_worker_process():
+    result = invoke_mcpool("bench", "-s", "127.0.0.1:1", "--keys", "2147", "--value-size", "1000000",
+                           "--processes", "64")
+    one_line_error(result, "137 GB", "64 worker processes", "--processes")
+
+
+def test_a_folder_is_not_a_scenario(tmp_path):
+    one_line_error(invoke_mcpool("run", str(tmp_path)), "is a folder")
+
+
+def test_an_endless_duration_is_refused_with_or_without_a_quick_run(tmp_path):
+    for value in ("inf", "nan", "-inf"):
+        path = tmp_path / f"{value}.toml"
+        path.write_text(f"[bench]\nduration = {value}\n")
+        for quick in ([], ["--duration", "1s"]):
+            one_line_error(invoke_mcpool("run", str(path), "-s", "127.0.0.1:1", *quick), "duration", "finite")
+    path = tmp_path / "before.toml"
+    path.write_text("[stale]\nbefore = inf\n")
+    one_line_error(invoke_mcpool("run", str(path), "--duration", "1s"), "before", "finite")
+
+
+def test_long_lists_in_a_scenario_are_not_fed_through_the_option_parser(tmp_path, monkeypatch):
+    """click's parser takes time quadratic in the number of arguments (a 300,000-item list took minutes): the
+    values of repeatable options are judged by their types, the parser sees only the rest."""
+    seen = []
+    make_context = click.Command.make_context
+
+    def recording(self, name, args, **kwargs):
+        seen.append(len(args))
+        return make_context(self, name, args, **kwargs)
+
+    monkeypatch.setattr(click.Command, "make_context", recording)
+    path = tmp_path / "long.toml"
+    items, limits = ", ".join(['"fifo"'] * 3000), ", ".join(['"p99<2ms"'] * 3000)
+    path.write_text(f"[bench]\nstrategies = [{items}]\nthresholds = [{limits}]\nthreads = 2\n")
+    scenario = loader.load(str(path), cli.commands)
+    (phase,) = scenario.phases
+    assert phase.params["strategies"] == ("fifo",) * 3000 and len(phase.params["thresholds"]) == 3000
+    assert phase.params["threads"] == 2
+    assert max(seen) < 100
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[bench]\nthresholds = ["p99<2ms", "p99<<2"]\n')
+    one_line_error(invoke_mcpool("run", str(bad), "-s", "127.0.0.1:1"), "thresholds")
