@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Any
 
@@ -53,14 +52,11 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = ctx.obj or Environment()
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupt)
+    """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C (engine/interrupts.py)."""
+    from mcpool_cli.engine.interrupts import install
+
+    install()
     cli(prog_name="mcpool")
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Protocol
 
+from mcpool_cli.engine import interrupts
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.engine.plan import RunPlan, WorkerPlan
 from mcpool_cli.engine.outcomes import WorkerOutcome
@@ -39,7 +40,8 @@ class InterruptFlag:
 
     A KeyboardInterrupt raised at an arbitrary point in the main thread can land inside a queue's lock
     handling and leave the lock held, so that a reader thread and then the main thread block forever.
-    Checking a flag at a known point avoids that.
+    Checking a flag at a known point avoids that. A signal that came before (engine/interrupts.py noted it)
+    counts as raised from the start, and one that comes now is noted there too, for the rest of the command.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -50,8 +52,10 @@ class InterruptFlag:
 
     def _set(self, signum: int, frame: Any) -> None:
         self.raised = True
+        interrupts.note()
 
     def __enter__(self) -> "InterruptFlag":
+        self.raised = self.raised or interrupts.received()
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._set)
@@ -68,10 +72,10 @@ class InterruptFlag:
 
 def run_in_turn(names: tuple[str, ...], run_one: Callable[[str], bool]) -> bool:
     """Call `run_one(name)` for each name until one reports an interrupt; a Ctrl-C between two runs counts
-    too. Returns whether the sequence was interrupted."""
+    too (and one during a run that had already finished). Returns whether the sequence was interrupted."""
     try:
         for name in names:
-            if run_one(name):
+            if run_one(name) or interrupts.received():
                 return True
     except KeyboardInterrupt:
         ignore_further_interrupts()
@@ -314,6 +318,8 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
     """Run the plan's workers to their end, or until Ctrl-C; returns how each ended and whether interrupted.
 
     `stats` receives every snapshot, so what was measured before a crash, a hang or Ctrl-C is kept.
+    Interrupted means Ctrl-C cut a worker short (its outcome says so; a Ctrl-C before any started gives one
+    `interrupted` outcome): a run whose workers had all finished is whole, and stays as it ended.
     `driver`, polled from this (the main) thread while the workers run, injects faults.
     """
     run = Run(plan, listener, stats, driver)
@@ -321,6 +327,7 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
     flag = InterruptFlag()
     try:
         with flag:
+            flag.check()  # a Ctrl-C before this run: no worker is started
             run.spawn()
             flag.check()
             run.pump(flag)
@@ -334,4 +341,7 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
         for worker in run.workers:
             worker.kill("error")
         raise
-    return tuple(worker.finish() for worker in run.workers), interrupted
+    outcomes = tuple(worker.finish() for worker in run.workers)
+    if interrupted and not outcomes:
+        outcomes = (WorkerOutcome("interrupted", message="interrupted before its workers started"),)
+    return outcomes, interrupted and any(outcome.outcome == "interrupted" for outcome in outcomes)
