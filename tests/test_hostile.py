@@ -1,10 +1,13 @@
 """Hostile input and environments (issue 10): limits that match reality, and Ctrl-C at any moment."""
 
+import subprocess
+import sys
+
 import click
 
 from mcpool_cli.cli import cli
 from mcpool_cli.scenarios import loader
-from tests.conftest import invoke_mcpool
+from tests.conftest import TESTS, invoke_mcpool
 
 
 def one_line_error(result, *fragments):
@@ -59,3 +62,23 @@ def test_long_lists_in_a_scenario_are_not_fed_through_the_option_parser(tmp_path
     bad = tmp_path / "bad.toml"
     bad.write_text('[bench]\nthresholds = ["p99<2ms", "p99<<2"]\n')
     one_line_error(invoke_mcpool("run", str(bad), "-s", "127.0.0.1:1"), "thresholds")
+
+
+def low_file_limit(limit):
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return apply
+
+
+def test_a_low_open_files_limit_is_named_not_a_missing_memcached(memcached):
+    quick = ("--duration", "300ms", "--warmup", "100ms", "--keys", "200", "--threads", "2", "--quiet")
+    embedded = subprocess.run([sys.executable, "-m", "mcpool_cli", "bench", *quick], capture_output=True, text=True,
+                              timeout=60, cwd=TESTS, preexec_fn=low_file_limit(256))
+    one_line_error(embedded, "open-files limit", "ulimit -n", "memcached said")
+    assert "install" not in embedded.stderr
+    workers = subprocess.run([sys.executable, "-m", "mcpool_cli", "bench", "-s", memcached.spec, *quick,
+                              "--processes", "40"], capture_output=True, text=True, timeout=60, cwd=TESTS,
+                             preexec_fn=low_file_limit(64))
+    one_line_error(workers, "open-files limit")
