@@ -82,3 +82,14 @@ def test_a_low_open_files_limit_is_named_not_a_missing_memcached(memcached):
                               "--processes", "40"], capture_output=True, text=True, timeout=60, cwd=TESTS,
                              preexec_fn=low_file_limit(64))
     one_line_error(workers, "open-files limit")
+
+
+def test_a_worker_starved_of_cpu_is_not_called_stuck_in_calls(bench_json):
+    code, doc, _ = bench_json("--strategy", "starving_strategies:spin_pool", "--duration", "20s", "--hang-timeout",
+                              "1s")
+    assert code == 1
+    (run,) = doc["runs"]
+    assert run["outcome"] == "hung"
+    explanation = run["outcome_detail"]["explanation"]
+    assert "starved" in explanation and "too little progress" in explanation, explanation
+    assert "stuck in calls that never returned" not in explanation and "--threads" in explanation

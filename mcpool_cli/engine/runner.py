@@ -113,6 +113,8 @@ class WorkerProcess:
         self.measured_s = self.lifetime_s = 0.0
         self.exited_at: float | None = None
         self.killed_as = ""
+        self.quiet_since: tuple[float, float] | None = None  # (when, CPU seconds then) once quiet for a while
+        self.busy_while_quiet = ""  # set when killed as hung though busy on the CPU: starved, not stuck
         threading.Thread(target=self._read_stdout, args=(events,), daemon=True).start()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
@@ -160,7 +162,10 @@ class WorkerProcess:
                 pass
         outcome = classify_exit(returncode, self.killed_as, self.messages, list(self.stderr_tail), self.measured_s)
         if outcome.outcome == "hung":
-            outcome = dataclasses.replace(outcome, message=f"no progress while {PHASE_WORDS.get(self.phase, self.phase)}")
+            doing = PHASE_WORDS.get(self.phase, self.phase)
+            message = (f"too little progress while {doing}: starved of CPU ({self.busy_while_quiet})"
+                       if self.busy_while_quiet else f"no progress while {doing}")
+            outcome = dataclasses.replace(outcome, message=message)
         return dataclasses.replace(outcome, lifetime_s=round(self.lifetime_s, 3))
 
 
@@ -193,6 +198,29 @@ class _Rate:
             self.samples.popleft()
         first_t, first_ops = self.samples[0]
         return (ops - first_ops) / (now - first_t) if now > first_t else 0.0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used (all its threads), from /proc; None where there is none."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def busy_while_quiet(worker: "WorkerProcess", now: float) -> str:
+    """A worker that finished nothing for the hang timeout: "" when it sat idle (stuck in calls: a hang), else
+    how busy it was on the CPU (too many threads for the CPUs: it is starved, not stuck)."""
+    used = cpu_seconds(worker.process.pid)
+    if worker.quiet_since is None or used is None:
+        return ""
+    since, before = worker.quiet_since
+    window = max(now - since, 1e-3)
+    busy = used - before
+    if busy < max(0.05, 0.01 * window):  # blocked threads use next to no CPU
+        return ""
+    return f"{busy:.2f} s of CPU in the last {window:.1f} s, yet no operation finished"
 
 
 class Stats(Protocol):
@@ -239,9 +267,9 @@ class Run:
             self.stats.add_snapshot(message)
             worker.measured_s = min(max(worker.measured_s, message.get("t_s", 0.0)), self.plan.duration_s)
             if message["completed"]:
-                worker.last_progress = time.monotonic()
+                worker.last_progress, worker.quiet_since = time.monotonic(), None
             return
-        worker.last_progress = time.monotonic()  # any other message is a step forward too
+        worker.last_progress, worker.quiet_since = time.monotonic(), None  # any other message is a step forward
         worker.messages.append(message)
         if kind == "ready":
             worker.ready = True
@@ -278,7 +306,10 @@ class Run:
                     worker.stdout_closed = True
                     worker.lifetime_s = worker.exited_at - worker.started
             elif now - worker.last_progress > self.plan.hang_timeout_s:
+                worker.busy_while_quiet = busy_while_quiet(worker, now)
                 worker.kill("hung")
+            elif now - worker.last_progress > self.plan.hang_timeout_s / 2 and worker.quiet_since is None:
+                worker.quiet_since = (now, cpu_seconds(worker.process.pid) or 0.0)
 
     def tick(self) -> None:
         now = time.monotonic()
