@@ -111,6 +111,7 @@ class Session:
         def run_one(name: str) -> bool:
             return self.run_one(name, listener) or bool(self.stopped_early)
 
+        interrupts.begin()  # in a library, an earlier session's Ctrl-C is not this one's
         if not (self.interrupted or interrupts.received()):
             self.interrupted = run_in_turn(self.names(), run_one) and not self.stopped_early
         self.interrupted = self.interrupted or interrupts.received()
