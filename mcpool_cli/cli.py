@@ -54,10 +54,13 @@ def cli(ctx: click.Context) -> None:
 
 def main() -> None:
     """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C (engine/interrupts.py)."""
-    from mcpool_cli.engine.interrupts import install
+    from mcpool_cli.engine.interrupts import install, settle
 
     install()
-    cli(prog_name="mcpool")
+    try:
+        cli(prog_name="mcpool")
+    finally:
+        settle()
 
 
 for kind in registered():  # bench and every check: each kind's command.py holds its click command

@@ -43,6 +43,14 @@ def install() -> None:
         _state.installed, _state.received, _state.armed = True, False, 0
 
 
+def settle() -> None:
+    """The exit code is decided: signals from now on are ignored. (At exit Python puts its own handlers back to
+    the default, so one arriving then would kill the process with no word, whatever it had reported.)"""
+    if _state.installed and threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def begin() -> None:
     """A command starts: without install() (in a process that runs several), forget an earlier one's signal."""
     if not _state.installed:
