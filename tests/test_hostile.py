@@ -93,3 +93,28 @@ def test_a_worker_starved_of_cpu_is_not_called_stuck_in_calls(bench_json):
     explanation = run["outcome_detail"]["explanation"]
     assert "starved" in explanation and "too little progress" in explanation, explanation
     assert "stuck in calls that never returned" not in explanation and "--threads" in explanation
+
+
+def test_a_ctrl_c_while_the_report_prints_rewrites_the_json_as_interrupted(memcached, tmp_path, monkeypatch):
+    """The late moment, made exact: the signal is noted while the report is rendered, after the JSON went out."""
+    import json
+
+    from mcpool_cli.bench import render
+    from mcpool_cli.engine import interrupts
+
+    monkeypatch.setattr(interrupts._state, "received", False)
+    original = render.render
+
+    def render_then_ctrl_c(session, console):
+        original(session, console)
+        interrupts.note()
+
+    monkeypatch.setattr(render, "render", render_then_ctrl_c)
+    out = tmp_path / "late.json"
+    result = invoke_mcpool("bench", "-s", memcached.spec, "--strategy", "fifo", "--threads", "2", "--duration",
+                           "200ms", "--warmup", "50ms", "--keys", "100", "--quiet", "--json", str(out))
+    assert result.returncode == 130, result.stderr
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True
+    (run,) = doc["runs"]
+    assert run["outcome"] == "ok" and run["interrupted"] is False  # it had finished: it stays as it ended
