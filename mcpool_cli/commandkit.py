@@ -88,7 +88,8 @@ def start_session(kind: Kind, options: Any, servers: tuple[Any, ...], enter: Ent
         with interrupts.armed():
             return kind.module("command").start(options, servers, enter)
     except KeyboardInterrupt:
-        return kind.module("session").from_json.__self__.cut_short(options, servers)
+        session_class = kind.module("session").from_json.__self__  # each session module's from_json is its class's
+        return session_class.cut_short(options, servers)
 
 
 def interrupted_late(session: Any, document: dict[str, Any], env: Environment, outputs: Outputs) -> ExitCode | None:
