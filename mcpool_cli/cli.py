@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Any
 
@@ -58,15 +57,15 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = ctx.obj or Environment()
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupt)
-    cli(prog_name="mcpool")
+    """Console-script entry point; SIGTERM and SIGHUP clean up like Ctrl-C (engine/interrupts.py)."""
+    from mcpool_cli.engine.interrupts import install, settle
+
+    install()
+    try:
+        cli(prog_name="mcpool")
+    finally:
+        settle()
 
 
 for kind in registered():  # bench and every check: each kind's command.py holds its click command

@@ -9,6 +9,7 @@ report with the kind's renderer and exits with the session's code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import stat
@@ -60,14 +61,48 @@ def split_params(params: dict[str, Any]) -> tuple[tuple[Any, ...], Outputs, dict
 
 def run_command(ctx: click.Context, kind: Kind, params: dict[str, Any]) -> None:
     """The body of every bench and check command."""
+    from mcpool_cli.engine import interrupts
+
+    interrupts.begin()
     env: Environment = ctx.obj
     servers, outputs, own = split_params(params)
     command = kind.module("command")
     options = command.validate(own, servers)
     outputs.check(kind)
-    session = command.start(options, servers, ctx.with_resource)
+    session = start_session(kind, options, servers, ctx.with_resource)
     document, console, failures = run_session(session, env, outputs)
-    ctx.exit(tell_write_failures(env, failures, report(kind, session, document, console)))
+    if session.interrupted and not session.results:
+        env.stderr.write("mcpool: interrupted before any run started\n")
+    code = report(kind, session, document, console)
+    code = interrupted_late(session, document, env, outputs) or code
+    ctx.exit(tell_write_failures(env, failures, code))
+
+
+def start_session(kind: Kind, options: Any, servers: tuple[Any, ...], enter: Enter[Any]) -> Any:
+    """The kind's session, connected; on Ctrl-C while connecting (or before), one that ran nothing and says
+    it was interrupted (what `enter` started is stopped by its owner)."""
+    from mcpool_cli.engine import interrupts
+
+    try:
+        with interrupts.armed():
+            return kind.module("command").start(options, servers, enter)
+    except KeyboardInterrupt:
+        session_class = kind.module("session").from_json.__self__  # each session module's from_json is its class's
+        return session_class.cut_short(options, servers)
+
+
+def interrupted_late(session: Any, document: dict[str, Any], env: Environment, outputs: Outputs) -> ExitCode | None:
+    """A Ctrl-C that came after the document was made (while reporting): 130, and the files say interrupted.
+    None when there was none."""
+    from mcpool_cli.engine import interrupts
+
+    if not interrupts.received():
+        return None
+    if not document.get("interrupted"):  # stdout's copy has gone out: only files are written again
+        session.interrupted = True
+        files_only = None if outputs.json_path == "-" else outputs.json_path
+        save(session, env, dataclasses.replace(outputs, json_path=files_only))
+    return ExitCode.INTERRUPTED
 
 
 def report(kind: Kind, session: Any, document: dict[str, Any], console: Any) -> ExitCode:
@@ -262,8 +297,6 @@ def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[
     line for each output that could not be written (told at once when the run itself raised)."""
     from rich.console import Console
 
-    from mcpool_cli.report import junit
-
     progress = make_progress(env, outputs.quiet)
     failures: list[str] = []
     finished = False
@@ -272,16 +305,25 @@ def run_session(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[
         finished = True
     finally:
         progress.close()
-        document = judged_document(session, outputs)
-        if outputs.json_path:
-            failures.append(write_json(outputs.json_path, document, env))
-        if outputs.junit_path:
-            failures.append(write_output(outputs.junit_path, junit.render([document]), "--junit",
-                                         "the JUnit report", env))
-        failures = [line for line in failures if line]
+        document, failures = save(session, env, outputs)
         if not finished:
             tell_write_failures(env, failures, ExitCode.OK)
     return document, Console(file=env.stderr if to_stdout(outputs.json_path) else env.stdout), failures
+
+
+def save(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, Any], list[str]]:
+    """The session's judged document, written as JSON and JUnit when asked for, and a line for each output that
+    could not be written; a Ctrl-C noted so far (see engine/interrupts.py) makes it interrupted first."""
+    from mcpool_cli.engine import interrupts
+    from mcpool_cli.report import junit
+
+    if interrupts.received():
+        session.interrupted = True
+    document = judged_document(session, outputs)
+    failures = [write_json(outputs.json_path, document, env) if outputs.json_path else "",
+                write_output(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report", env)
+                if outputs.junit_path else ""]
+    return document, [line for line in failures if line]
 
 
 def judged_document(session: Any, outputs: Outputs) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from mcpool_cli.bench.results import RunResult
 
 SHARED_HINT = ("A pylibmc.Client has no lock and releases the GIL around every call, so threads that share one "
@@ -33,6 +35,12 @@ def explain(result: RunResult, hang_timeout_s: float) -> str:
         text = (f"A worker process was killed by {outcome.signal} {outcome.lifetime_s:.1f} s after it started"
                 f"{said}. That is the interpreter dying, "
                 f"typically memory corruption inside libmemcached. {_seen_before(result)}")
+    elif outcome.outcome == "hung" and outcome.message and "starved" in outcome.message:
+        cpus = os.cpu_count() or 1
+        text = (f"A worker made too little progress for {hang_timeout_s:g} s ({outcome.message}) and was killed: "
+                f"it was busy, not stuck in calls — {result.threads:,} threads × {result.processes:,} processes "
+                f"are too many for {cpus} CPU{'s' if cpus > 1 else ''}. Use fewer --threads or --processes, or a "
+                f"longer --hang-timeout. {_seen_before(result)}")
     elif outcome.outcome == "hung":
         starting = outcome.message and ("starting" in outcome.message or "filling" in outcome.message)
         why = ("it had not finished starting (building the strategy or filling the key space)" if starting

@@ -18,7 +18,11 @@ from mcpool_cli.engine.session import Session, fields_of
 from mcpool_cli.engine.workload import DISTRIBUTIONS
 from mcpool_cli.errors import UsageProblem
 
-MAX_DATASET_BYTES = 2 << 30  # every worker holds every value in memory
+MAX_DATASET_BYTES = 2 << 30  # every worker holds every value in memory: the cap is on all of them together
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:,.0f} GB" if nbytes >= 10**9 else f"{nbytes / 1e6:,.0f} MB"
 
 def dataset_mb(options: "BenchOptions") -> int:
     """Memory the key space takes on the server, in MiB, with room for item overhead."""
@@ -69,9 +73,13 @@ def check_options(options: BenchOptions) -> None:
     if not (0 < options.zipf_s < math.inf):
         raise UsageProblem(f"--zipf-s {options.zipf_s:g}: use a number above 0, such as 0.8, 1 or 1.2")
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
-    if options.keys * options.value_size[1] > MAX_DATASET_BYTES:
+    needed = options.keys * options.value_size[1] * options.processes  # every worker holds every value
+    if needed > MAX_DATASET_BYTES:
+        workers = f" in each of {options.processes} worker processes" if options.processes > 1 else " in the worker"
         raise UsageProblem(f"--keys {options.keys:,} with values up to {options.value_size[1]:,} bytes would need "
-                           f"over {MAX_DATASET_BYTES >> 30} GiB in every worker; use fewer keys or smaller values")
+                           f"about {_size(needed)} of memory (every value{workers}), over the "
+                           f"{MAX_DATASET_BYTES >> 30} GiB limit; use fewer keys, smaller values or fewer "
+                           f"--processes")
     check_behaviors(options.behaviors, options.binary)
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Protocol
 
+from mcpool_cli.engine import interrupts
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.engine.children import child_env, die_with_parent_hook
 from mcpool_cli.engine.plan import RunPlan, WorkerPlan
@@ -40,7 +41,8 @@ class InterruptFlag:
 
     A KeyboardInterrupt raised at an arbitrary point in the main thread can land inside a queue's lock
     handling and leave the lock held, so that a reader thread and then the main thread block forever.
-    Checking a flag at a known point avoids that.
+    Checking a flag at a known point avoids that. A signal that came before (engine/interrupts.py noted it)
+    counts as raised from the start, and one that comes now is noted there too, for the rest of the command.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -51,8 +53,10 @@ class InterruptFlag:
 
     def _set(self, signum: int, frame: Any) -> None:
         self.raised = True
+        interrupts.note()
 
     def __enter__(self) -> "InterruptFlag":
+        self.raised = self.raised or interrupts.received()
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._set)
@@ -69,10 +73,10 @@ class InterruptFlag:
 
 def run_in_turn(names: tuple[str, ...], run_one: Callable[[str], bool]) -> bool:
     """Call `run_one(name)` for each name until one reports an interrupt; a Ctrl-C between two runs counts
-    too. Returns whether the sequence was interrupted."""
+    too (and one during a run that had already finished). Returns whether the sequence was interrupted."""
     try:
         for name in names:
-            if run_one(name):
+            if run_one(name) or interrupts.received():
                 return True
     except KeyboardInterrupt:
         ignore_further_interrupts()
@@ -109,6 +113,8 @@ class WorkerProcess:
         self.measured_s = self.lifetime_s = 0.0
         self.exited_at: float | None = None
         self.killed_as = ""
+        self.quiet_since: tuple[float, float] | None = None  # (when, CPU seconds then) once quiet for a while
+        self.busy_while_quiet = ""  # set when killed as hung though busy on the CPU: starved, not stuck
         threading.Thread(target=self._read_stdout, args=(events,), daemon=True).start()
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
@@ -156,7 +162,10 @@ class WorkerProcess:
                 pass
         outcome = classify_exit(returncode, self.killed_as, self.messages, list(self.stderr_tail), self.measured_s)
         if outcome.outcome == "hung":
-            outcome = dataclasses.replace(outcome, message=f"no progress while {PHASE_WORDS.get(self.phase, self.phase)}")
+            doing = PHASE_WORDS.get(self.phase, self.phase)
+            message = (f"too little progress while {doing}: starved of CPU ({self.busy_while_quiet})"
+                       if self.busy_while_quiet else f"no progress while {doing}")
+            outcome = dataclasses.replace(outcome, message=message)
         return dataclasses.replace(outcome, lifetime_s=round(self.lifetime_s, 3))
 
 
@@ -189,6 +198,29 @@ class _Rate:
             self.samples.popleft()
         first_t, first_ops = self.samples[0]
         return (ops - first_ops) / (now - first_t) if now > first_t else 0.0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used (all its threads), from /proc; None where there is none."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def busy_while_quiet(worker: "WorkerProcess", now: float) -> str:
+    """A worker that finished nothing for the hang timeout: "" when it sat idle (stuck in calls: a hang), else
+    how busy it was on the CPU (too many threads for the CPUs: it is starved, not stuck)."""
+    used = cpu_seconds(worker.process.pid)
+    if worker.quiet_since is None or used is None:
+        return ""
+    since, before = worker.quiet_since
+    window = max(now - since, 1e-3)
+    busy = used - before
+    if busy < max(0.05, 0.01 * window):  # blocked threads use next to no CPU
+        return ""
+    return f"{busy:.2f} s of CPU in the last {window:.1f} s, yet no operation finished"
 
 
 class Stats(Protocol):
@@ -235,9 +267,9 @@ class Run:
             self.stats.add_snapshot(message)
             worker.measured_s = min(max(worker.measured_s, message.get("t_s", 0.0)), self.plan.duration_s)
             if message["completed"]:
-                worker.last_progress = time.monotonic()
+                worker.last_progress, worker.quiet_since = time.monotonic(), None
             return
-        worker.last_progress = time.monotonic()  # any other message is a step forward too
+        worker.last_progress, worker.quiet_since = time.monotonic(), None  # any other message is a step forward
         worker.messages.append(message)
         if kind == "ready":
             worker.ready = True
@@ -274,7 +306,10 @@ class Run:
                     worker.stdout_closed = True
                     worker.lifetime_s = worker.exited_at - worker.started
             elif now - worker.last_progress > self.plan.hang_timeout_s:
+                worker.busy_while_quiet = busy_while_quiet(worker, now)
                 worker.kill("hung")
+            elif now - worker.last_progress > self.plan.hang_timeout_s / 2 and worker.quiet_since is None:
+                worker.quiet_since = (now, cpu_seconds(worker.process.pid) or 0.0)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -314,6 +349,8 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
     """Run the plan's workers to their end, or until Ctrl-C; returns how each ended and whether interrupted.
 
     `stats` receives every snapshot, so what was measured before a crash, a hang or Ctrl-C is kept.
+    Interrupted means Ctrl-C cut a worker short (its outcome says so; a Ctrl-C before any started gives one
+    `interrupted` outcome): a run whose workers had all finished is whole, and stays as it ended.
     `driver`, polled from this (the main) thread while the workers run, injects faults.
     """
     run = Run(plan, listener, stats, driver)
@@ -321,6 +358,7 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
     flag = InterruptFlag()
     try:
         with flag:
+            flag.check()  # a Ctrl-C before this run: no worker is started
             run.spawn()
             flag.check()
             run.pump(flag)
@@ -334,4 +372,7 @@ def run_workers(plan: RunPlan, listener: RunListener, stats: Stats,
         for worker in run.workers:
             worker.kill("error")
         raise
-    return tuple(worker.finish() for worker in run.workers), interrupted
+    outcomes = tuple(worker.finish() for worker in run.workers)
+    if interrupted and not outcomes:
+        outcomes = (WorkerOutcome("interrupted", message="interrupted before its workers started"),)
+    return outcomes, interrupted and any(outcome.outcome == "interrupted" for outcome in outcomes)

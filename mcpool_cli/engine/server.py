@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from mcpool_cli.errors import UsageProblem
 
@@ -98,6 +100,20 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+MIN_OPEN_FILES = 1024 + 64  # memcached's default 1024 connections, and its own files
+
+
+def open_files_limit() -> int | None:
+    """This process's soft open-files limit (its children inherit it), when the platform tells."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 class EmbeddedServer:
     """A memcached that mcpool starts on a free loopback port and always stops.
 
@@ -111,6 +127,7 @@ class EmbeddedServer:
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
         self.address: ServerAddress | None = None
+        self.said = ""  # the last line memcached wrote on stderr when it would not start
 
     def start(self) -> ServerAddress:
         binary = shutil.which("memcached")
@@ -121,7 +138,19 @@ class EmbeddedServer:
             if self._try_start(binary, address):
                 self.address = address
                 return address
-        raise UsageProblem(f"could not start memcached on a free loopback port; {INSTALL_HINT}")
+        raise UsageProblem(f"could not start memcached on a free loopback port{self._why()}")
+
+    def _why(self) -> str:
+        """Why memcached would not start, in words: the open-files limit, or what it said, or the usual hint."""
+        said = f' (memcached said: "{self.said}")' if self.said else ""
+        limit = open_files_limit()
+        about_files = any(words in self.said.lower() for words in ("rlimit", "open files", "file descriptor"))
+        if about_files or (not self.said and limit is not None and limit < MIN_OPEN_FILES):
+            return (f": the open-files limit is too low (ulimit -n is {limit}){said}; raise it (ulimit -n 4096) or "
+                    f"point mcpool at a running server with --server HOST:PORT")
+        if said:
+            return f"{said}; point mcpool at a running server with --server HOST:PORT"
+        return f"; {INSTALL_HINT}"
 
     @property
     def pid(self) -> int | None:
@@ -139,9 +168,21 @@ class EmbeddedServer:
                 "-m", str(self.memory_mb), "-t", str(self.threads), *self.extra_args]
         if os.geteuid() == 0:
             args += ["-u", "root"]  # memcached refuses to run as root without it
+        try:
+            with tempfile.TemporaryFile() as stderr:
+                started = self._wait_started(args, address, stderr)
+                if not started and self.process is not None and self.process.poll() is not None:
+                    stderr.seek(0)
+                    lines = stderr.read(4096).decode(errors="replace").strip().splitlines()
+                    self.said = lines[-1].strip()[:300] if lines else self.said
+                return started
+        except OSError as exc:  # no file descriptor left for the pipe, the file or the process
+            self.said = f"{exc.strerror or exc}"
+            return False
+
+    def _wait_started(self, args: list[str], address: ServerAddress, stderr: Any) -> bool:
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        stderr=stderr, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol, TypeVar
 
 from mcpool_cli import __version__
+from mcpool_cli.engine import interrupts
 from mcpool_cli.engine.runner import RunListener, run_in_turn
 from mcpool_cli.engine.server import ServerAddress, parse_server
 from mcpool_cli.errors import ExitCode
@@ -105,12 +106,21 @@ class Session:
     stopped_early: str = ""  # why it stopped before running everything, when that was no Ctrl-C
 
     def run(self, listener: RunListener) -> None:
-        """Each of `names()` in turn; stops early on Ctrl-C (or `stopped_early`), keeping what was measured."""
+        """Each of `names()` in turn; stops early on Ctrl-C (or `stopped_early`), keeping what was measured.
+        A session interrupted before it ran (while connecting) runs nothing."""
         def run_one(name: str) -> bool:
             return self.run_one(name, listener) or bool(self.stopped_early)
 
-        self.interrupted = run_in_turn(self.names(), run_one) and not self.stopped_early
+        interrupts.begin()  # in a library, an earlier session's Ctrl-C is not this one's
+        if not (self.interrupted or interrupts.received()):
+            self.interrupted = run_in_turn(self.names(), run_one) and not self.stopped_early
+        self.interrupted = self.interrupted or interrupts.received()
         self.finished_at = utc_now()
+
+    @classmethod
+    def cut_short(cls, options: Any, servers: tuple[ServerAddress, ...]) -> "Session":
+        """The session of a command interrupted before it could connect: nothing ran, nothing was measured."""
+        return cls(options, Servers(tuple(servers), not servers), interrupted=True)
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.options.strategies)

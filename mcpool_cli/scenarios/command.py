@@ -76,8 +76,10 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
       mcpool run web-cache --duration 2s
       mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json
     """
+    from mcpool_cli.engine import interrupts
     from mcpool_cli.scenarios.loader import load
 
+    interrupts.begin()
     env: Environment = ctx.obj
     parent = ctx.parent
     assert parent is not None and isinstance(parent.command, click.Group)
@@ -91,7 +93,12 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     if broken:
         tell_write_failures(env, failures, ExitCode.USAGE)
         raise UsageProblem(broken + " (the phases before it are in the reports)")
-    ctx.exit(tell_write_failures(env, failures, print_end(scenario, documents, codes, console)))
+    code = print_end(scenario, documents, codes, console)
+    if interrupts.received() and ExitCode.INTERRUPTED not in codes:  # Ctrl-C while the end was printed
+        codes.append(ExitCode.INTERRUPTED)
+        failures += write_bundle(scenario, quick_s, documents, codes, None if json_path == "-" else json_path,
+                                 junit_path, env)
+    ctx.exit(tell_write_failures(env, failures, ExitCode.INTERRUPTED if interrupts.received() else code))
 
 
 @dataclass(frozen=True)
@@ -160,12 +167,16 @@ def run_phases(scenario: Any, planned: list[PlannedPhase], env: Environment,
     broke off ("" when it did not)."""
     from rich.text import Text
 
+    from mcpool_cli.engine import interrupts
     from mcpool_cli.engine.runner import ignore_further_interrupts
 
     documents: list[dict[str, Any]] = []
     codes: list[int] = []
     try:
         for phase in planned:
+            if interrupts.received():  # Ctrl-C before it, or while the phase before it reported
+                codes.append(ExitCode.INTERRUPTED)
+                break
             console.print(Text(f"▶ {scenario.name} · mcpool {phase.kind.command}", style="bold cyan"))
             document, code, broken = run_phase(phase, env, console)
             codes.append(code)
@@ -177,6 +188,8 @@ def run_phases(scenario: Any, planned: list[PlannedPhase], env: Environment,
                 break
     except KeyboardInterrupt:  # between two phases: the next one counts as interrupted
         codes.append(ExitCode.INTERRUPTED)
+    if interrupts.received() and ExitCode.INTERRUPTED not in codes:  # after the last phase had finished
+        codes.append(ExitCode.INTERRUPTED)
     if ExitCode.INTERRUPTED in codes:
         ignore_further_interrupts()  # the files written next are what the user keeps
     return documents, codes, ""
@@ -184,10 +197,12 @@ def run_phases(scenario: Any, planned: list[PlannedPhase], env: Environment,
 
 def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict[str, Any] | None, int, str]:
     """(its document, its exit code, why the environment failed it or "") for one phase, run in this process."""
+    from mcpool_cli.commandkit import start_session
+
     session, document = None, None
     try:
         with contextlib.ExitStack() as stack:
-            session = phase.kind.module("command").start(phase.options, phase.servers, stack.enter_context)
+            session = start_session(phase.kind, phase.options, phase.servers, stack.enter_context)
             document, _, _ = run_session(session, env, phase.outputs)  # a phase writes no files
             return document, report(phase.kind, session, document, console), ""
     except (KeyboardInterrupt, click.Abort):  # between two runs of a phase, or while it reported

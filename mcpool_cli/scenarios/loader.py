@@ -20,6 +20,7 @@ own option types, before any load: a bad key or value is exit 2 naming the file,
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -88,6 +89,8 @@ def locate(spec: str) -> Path:
     path = Path(spec)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise UsageProblem(f"scenario {spec!r} is a folder; give a scenario file (.toml) or the name of a shipped one")
     candidate = shipped_folder() / f"{spec}.toml"
     if "/" not in spec and candidate.is_file():
         return candidate
@@ -132,6 +135,8 @@ def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = 
 def _phase(path: Path, kind: Kind, table: dict[str, Any], command: click.Command, quick_s: float | None) -> Phase:
     params = {p.name: p for p in command.params if isinstance(p, click.Option)}
     args: list[str] = []
+    single: list[str] = []  # the args click parses: all but the repeatable options
+    repeated: dict[str, list[str]] = {}  # a repeatable option's values, judged apart from the parser (linear)
     thresholds = table.get("thresholds", [])
     section = kind.name
     where = f"{path}: [{section}]"
@@ -150,7 +155,14 @@ def _phase(path: Path, kind: Kind, table: dict[str, Any], command: click.Command
         if param is None or internal or name in NOT_IN_FILES or name == "thresholds":
             known = sorted(k for k in (_key_of(p) for p in params.values()) if k not in (*NOT_IN_FILES, "thresholds"))
             raise UsageProblem(f"{where} unknown key {key!r}; expected one of {', '.join(known)}, thresholds")
-        args += _option_args(where, key, value, param)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageProblem(f"{where} {key}: expected a finite number, got {value!r}")
+        option_args = _option_args(where, key, value, param)
+        args += option_args
+        if param.multiple and param.name:
+            repeated[param.name] = option_args[1::2]
+        else:
+            single += option_args
     if quick_s is not None:
         for key in kind.quick_keys:
             param = params[RENAMED[key]]
@@ -161,8 +173,10 @@ def _phase(path: Path, kind: Kind, table: dict[str, Any], command: click.Command
                 raise UsageProblem(f"{where} {key}: {exc}") from exc
             if longer:
                 args += [param.opts[0], f"{quick_s * 1000:.3f}ms"]
-    return Phase(kind, tuple(args), tuple(thresholds), _parse(where, command, [*args, *(
-        part for threshold in thresholds for part in ("--threshold", threshold))]))
+                single += [param.opts[0], f"{quick_s * 1000:.3f}ms"]
+    if thresholds:
+        repeated["thresholds"] = list(thresholds)
+    return Phase(kind, tuple(args), tuple(thresholds), _parse(where, command, single, repeated))
 
 
 def _key_of(param: click.Option) -> str:
@@ -216,10 +230,18 @@ def _expected(param: click.Option) -> str:
     return getattr(param.type, "name", "value")
 
 
-def _parse(where: str, command: click.Command, args: list[str]) -> dict[str, Any]:
-    """The command's params from `args`, judged by its own option types, without running anything."""
+def _parse(where: str, command: click.Command, args: list[str], repeated: dict[str, list[str]]) -> dict[str, Any]:
+    """The command's params from `args` (all but the repeatable options) and `repeated`, judged by its own option types, without running anything.
+
+    The values of repeatable options (`repeated`, by param name) are converted by their option's own type, not
+    passed through click's parser, which takes time quadratic in the number of arguments."""
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
     try:
-        return dict(command.make_context(command.name or "", list(args), resilient_parsing=False).params)
+        ctx = command.make_context(command.name or "", list(args), resilient_parsing=False)
+        params = dict(ctx.params)
+        for name, values in repeated.items():
+            params[name] = options[name].process_value(ctx, tuple(values))
+        return params
     except click.BadParameter as exc:
         key = _key_of(exc.param) if isinstance(exc.param, click.Option) else "?"
         raise UsageProblem(f"{where} {key}: {exc.message}") from exc
