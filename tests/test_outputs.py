@@ -278,3 +278,15 @@ def test_an_interrupted_run_keeps_130_when_its_file_cannot_be_written(tmp_path):
     assert process.returncode == 130, stderr
     assert "per-thread · 2 threads · interrupted" in stdout
     assert f"mcpool: error: --json {full}: cannot write the results (No space left on device)" in stderr
+
+
+def test_a_fifo_nobody_writes_to_is_read_as_empty_not_waited_for(tmp_path):
+    fifo = tmp_path / "results.json"
+    os.mkfifo(fifo)
+    result = run_mcpool("report", str(fifo), timeout=30)  # it used to block in open() forever
+    assert result.returncode == 2 and "not JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_scenario_that_is_a_device_is_said_to_be_one():
+    result = run_mcpool("run", "/dev/zero")
+    assert result.returncode == 2 and "is not a regular file" in result.stderr

@@ -8,10 +8,12 @@ Comparing documents side by side is `comparison`'s.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 from rich.text import Text
 
@@ -32,10 +34,19 @@ def expected(known: tuple[str, ...]) -> str:
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far more than any document mcpool writes; /dev/zero never ends
 
 
+def open_for_reading(path: str) -> BinaryIO:
+    """The file opened to read. A FIFO is opened without waiting for a writer (a FIFO nobody writes to would
+    block open() forever): reading then waits for the writer's data, or ends at once when there is none."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+    fcntl.fcntl(descriptor, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    return os.fdopen(descriptor, "rb")
+
+
 def read_json(path: str) -> Any:
     """The parsed file; a UsageProblem naming it when it is missing, unreadable, too big or not JSON."""
     try:
-        with open(path, "rb") as handle:  # a pipe (`<(…)`) is read too, up to the limit
+        with open_for_reading(path) as handle:  # a pipe (`<(…)`) is read too, up to the limit
             raw = handle.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
             problem = f"too big (over {MAX_FILE_BYTES // (1024 * 1024)} MiB), or not a file"

@@ -91,6 +91,9 @@ def locate(spec: str) -> Path:
         return path
     if path.is_dir():
         raise UsageProblem(f"scenario {spec!r} is a folder; give a scenario file (.toml) or the name of a shipped one")
+    if path.exists():  # a device, a FIFO, a socket: nothing a scenario is read from
+        raise UsageProblem(f"scenario {spec!r} is not a regular file; give a scenario file (.toml) or the name of a "
+                           "shipped one")
     candidate = shipped_folder() / f"{spec}.toml"
     if "/" not in spec and candidate.is_file():
         return candidate
