@@ -323,6 +323,7 @@ def save(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, An
     failures = [write_json(outputs.json_path, document, env) if outputs.json_path else "",
                 write_output(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report", env)
                 if outputs.junit_path else ""]
+    failures += [write_output(path, text, option, what, env) for path, text, option, what in session.other_outputs()]
     return document, [line for line in failures if line]
 
 

@@ -23,6 +23,26 @@ def parse_duration_s(text: str) -> float:
     return float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
 
 
+_RATE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+_RATE_UNITS = {"": 1.0, "k": 1e3, "m": 1e6}
+
+
+def parse_rates(text: str) -> tuple[float, ...]:
+    """Parse `5000`, `20k`, `1.5k` or a list `2k,5k,10k` (a sweep) into ops per second, lowest first."""
+    rates = []
+    for part in str(text).split(","):
+        match = _RATE.match(part)
+        if not match:
+            raise UsageProblem(f"{part.strip()!r} is not a rate; use ops per second such as 5000, 20k or 2k,5k,10k")
+        rate = float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]
+        if not rate > 0:
+            raise UsageProblem(f"{part.strip()!r}: a rate must be above 0 ops per second")
+        rates.append(rate)
+    if len(set(rates)) != len(rates):
+        raise UsageProblem(f"{text!r} names a rate twice; give each rate of a sweep once")
+    return tuple(sorted(rates))
+
+
 def parse_value_size(text: str) -> tuple[int, int]:
     """Parse `100` or a range `32-4096` into (min_bytes, max_bytes)."""
     match = re.match(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", str(text))

@@ -154,8 +154,7 @@ def test_get_multi_reply_is_judged_key_by_key():
 
 def test_warmup_batches_of_a_mixed_loop_keep_four_failure_counters():
     shipped = []
-    recorder = Recorder(LoopTiming(1_000, 10_000, 10**9), shipped.append, op_codes=4)
-    recorder.measuring = False
+    recorder = Recorder(LoopTiming(1_000, 10_000, 10**9), shipped.append, op_codes=4, now=500)
     record, _ = recorder.appenders()
     record[2](5)
     record[3](6)

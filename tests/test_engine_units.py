@@ -35,20 +35,32 @@ def test_merge_batches_sums_and_caps_examples():
 
 def test_recorder_drops_warmup_timings_but_keeps_what_went_wrong():
     shipped = []
-    recorder = Recorder(LoopTiming(measure_start_ns=1_000, end_ns=10_000, flush_interval_ns=10_000_000),
-                        shipped.append)
-    recorder.measuring = False
-    assert recorder.next_flush(500) == 1_000  # the first flush falls due at the start of measurement
+    timing = LoopTiming(measure_start_ns=1_000_000, end_ns=100_000_000, slot_ns=10_000_000)
+    recorder = Recorder(timing, shipped.append, now=500_000)
+    assert recorder.batch.slot == -1  # warm-up
+    assert recorder.next_flush(500_000) == 1_000_000  # the first flush falls due at the start of measurement
     record, record_acquire = recorder.appenders()
     record[0](123)
     record_acquire(7)
-    recorder.failure(ConnectionError("x"), 1, 900, 1_000)
-    next_flush = recorder.flush(1_000, completed=2)
+    recorder.failure(ConnectionError("x"), 1, 900_000, 1_000_000)
+    next_flush = recorder.flush(1_000_000, completed=2)
     warmup = shipped[-1]
     assert warmup.get_ns == [] and warmup.acquire_ns == [] and warmup.failed == [0, 0]
     assert warmup.errors == {"ConnectionError": 1} and warmup.completed == 2
-    assert recorder.measuring and next_flush == 1_000 + 10_000_000
+    assert recorder.batch.slot == 0 and next_flush == 11_000_000  # flushes follow the grid of slots
     record, _ = recorder.appenders()
     record[1](456)
-    recorder.flush(2_000, completed=3)
-    assert shipped[-1].set_ns == [456] and shipped[-1].completed == 1
+    assert recorder.flush(25_000_000, completed=3) == 31_000_000
+    assert shipped[-1].set_ns == [456] and shipped[-1].completed == 1 and shipped[-1].slot == 0
+    assert recorder.batch.slot == 2
+    recorder.flush(100_000_000 + 5_000_000, completed=4)  # an op that completed after the end
+    assert recorder.batch.slot == 9  # belongs to the last slot of the measured window
+
+
+def test_slot_grid_tiles_an_interval_with_slots_of_at_most_an_eighth_of_a_second():
+    from mcpool_cli.bench.loop import slot_grid
+
+    assert slot_grid(1.0) == (125_000_000, 8)
+    assert slot_grid(0.3) == (100_000_000, 3)
+    assert slot_grid(0.05) == (50_000_000, 1)
+    assert slot_grid(2.5) == (125_000_000, 20)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpool_cli.bench.kind import KIND, RESULT_SCHEMA
-from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.commandkit import STRATEGY_HELP, Enter, check_json_target, run_command, shared_options
 from mcpool_cli.engine.server import ServerAddress
 from mcpool_cli.errors import UsageProblem
-from mcpool_cli.options import BEHAVIOR, DURATION, MIX, RATIO, VALUE_SIZE
+from mcpool_cli.options import BEHAVIOR, DURATION, MIX, RATES, RATIO, VALUE_SIZE
 
 if TYPE_CHECKING:  # the session and its checks load with the command's first call, not with `mcpool --help`
     from mcpool_cli.bench.session import BenchOptions, BenchSession
@@ -51,6 +51,20 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
 @click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
               help="A pylibmc behavior KEY=VALUE, e.g. tcp_nodelay=1 or retry_timeout=1. Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the key, value-size and op sequences.")
+@click.option("--rate", "rates", type=RATES, default=None, metavar="OPS/S",
+              help="Open model: offer this many ops per second in total (split over processes and threads), "
+                   "e.g. 5000 or 20k, and time each op from when it was due. A list such as 2k,5k,10k is a "
+                   "sweep: each rate for each strategy. Default: the closed loop (each op when the last returned).")
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True,
+              help="With --rate: gaps between intended starts, constant or exponential (poisson).")
+@click.option("--budget", default=None, metavar="EXPR",
+              help="With a --rate sweep: the latency budget a rate must meet to count as sustained, e.g. p99<2ms.")
+@click.option("--interval", "interval_s", type=DURATION, default=None,
+              help="The timeline's interval: ops, errors and latency per interval, in the report and the JSON "
+                   "[default: 1s, or --duration when shorter].")
+@click.option("--hdr-log", "hdr_log", default=None, metavar="FILE",
+              help="Also write the intervals as an HdrHistogram interval log (read by HdrHistogram's tools and "
+                   "hdrh's HistogramLogReader), one tag per strategy and rate.")
 @click.pass_context
 def bench(ctx: click.Context, **params: Any) -> None:
     """Drive memcached through client strategies from worker processes and report latency.
@@ -63,6 +77,8 @@ def bench(ctx: click.Context, **params: Any) -> None:
     Examples:
       mcpool bench --strategy fifo --threads 12
       mcpool bench --strategy all --duration 5s --json result.json
+      mcpool bench --strategy fifo --rate 5k --pool-size 4
+      mcpool bench --rate 2k,5k,10k,20k --budget p99<2ms
       mcpool bench --mix get=5,set=2,delete=1,get_multi=2 --distribution zipf --value-size 100-4000
       mcpool bench -s 127.0.0.1:11211 --strategy myapp.cache:make_pool
     """
@@ -85,6 +101,14 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     settings["zipf_s"] = 1.0 if settings["zipf_s"] is None else settings["zipf_s"]
     settings["ratio"], settings["mix"] = resolve_mix(settings["ratio"], settings["mix"])
     strategies, pool_size = settings.pop("strategies"), settings.pop("pool_size")
+    settings["rates"], settings["budget"] = settings["rates"] or (), settings["budget"] or ""
+    if settings["interval_s"] is None:
+        settings["interval_s"] = min(1.0, settings["duration_s"])
+    if settings["hdr_log"] is not None:
+        check_json_target(settings["hdr_log"], "--hdr-log")
+        if settings["hdr_log"] == "-":
+            raise UsageProblem("--hdr-log needs a file name")
+    settings["hdr_log"] = settings["hdr_log"] or ""
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0,
                            import_path=(os.getcwd(),), **settings)
     check_options(options)

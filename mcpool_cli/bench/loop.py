@@ -8,11 +8,24 @@ rarer ops of an op mix, come after them.
 
 Every op leaves `got == value` when it went right: a get returns the value, a set and a delete are taken
 as done, and a get_multi's `value` is the dict of the values it must return (its `key`, the list of keys).
+
+Two models, one loop per kind of strategy:
+- closed (no `gaps`): each op starts when the last one returned. Op latency runs from a client in hand to
+  the reply; acquire time from the moment the loop reached the op to a client in hand.
+- open (`gaps`, from the pacer): each op has an intended start. Latency runs from that intended start to
+  the reply (it includes waiting for a client and any backlog: what a request arriving then would see);
+  the `sent` lists hold the same ops timed from the moment each was actually sent (uncorrected), and `late`
+  how late each op started. A late op starts as soon as it can, never skipped.
+
+Batches follow a grid of slots (`LoopTiming.slot_ns`, counted from the start of measurement): a thread
+flushes at each slot boundary, and an op is recorded in the slot in which it completed, so the parent can
+file every batch under one interval of the run's timeline.
 """
 
 from __future__ import annotations
 
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +33,7 @@ from time import perf_counter_ns
 from typing import Any, Callable
 
 from mcpool_cli.engine.histograms import decode_ns, encode_ns
+from mcpool_cli.engine.pacing import GAP_MASK, first_due, gap_cycle, lower_timer_slack, still_due
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy
 from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, prepare_key_space, start_load_threads
@@ -29,24 +43,41 @@ from mcpool_cli.engine.workload import (DELETE, GET, GET_MULTI, OP_NAMES, SCHEDU
 MAX_EXAMPLES = 5
 URGENT_FLUSH_NS = 5_000_000  # evidence of a race is shipped within 5 ms: the process may die right after
 MASK = SCHEDULE_LENGTH - 1
+ACQUIRE = len(OP_NAMES)  # the index of acquire times after the op codes
+TIMED = (*OP_NAMES, "acquire")  # what the latency lists hold, by index
+SITES = ("reserve", "op", "release")  # where an error was raised: the pool lending, the op, giving back
+RESERVE_FAILED_PAUSE_S = 0.001  # closed loop: a pool that cannot lend is not retried at full speed
+FAILED = object()  # `got` of an op that raised
+MAX_SLOT_S = 0.125  # a thread flushes at least this often
+
+
+def slot_grid(interval_s: float) -> tuple[int, int]:
+    """(slot length in ns, slots per interval): slots of at most MAX_SLOT_S that tile one interval."""
+    per_interval = max(1, -int(-interval_s // MAX_SLOT_S))
+    return int(interval_s * 1e9) // per_interval, per_interval
 
 
 @dataclass
 class Batch:
-    """What one thread measured since its last flush; owned by that thread until put on the sink."""
+    """What one thread measured in one slot since its last flush; owned by that thread until put on the sink."""
 
+    slot: int = 0  # the grid slot of the measured window it belongs to (negative: warm-up)
     completed: int = 0  # every finished op, warm-up included: the watchdog's progress signal
     get_ns: list[int] = field(default_factory=list)  # latency of measured, successful gets
     set_ns: list[int] = field(default_factory=list)
     delete_ns: list[int] = field(default_factory=list)
     get_multi_ns: list[int] = field(default_factory=list)
     acquire_ns: list[int] = field(default_factory=list)
+    sent: list[list[int]] = field(default_factory=list)  # open model: the same, from the moment sent (by TIMED)
+    late_ns: list[int] = field(default_factory=list)  # open model: how late each measured op started
     failed: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # measured failed ops by op code
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # by class, wherever raised
+    site_errors: dict[str, dict[str, int]] = field(default_factory=dict)  # reserve and release only: by class
     wrong_values: int = 0
     corrupt_values: int = 0
     misses: int = 0
     exhausted: int = 0
+    due_at_end: int = 0  # open model: ops due before the end that never started
     examples: list[dict[str, str]] = field(default_factory=list)
     misses_expected: bool = False  # the mix deletes keys, so a miss is no sign of trouble
 
@@ -58,69 +89,94 @@ class Batch:
 
     def forget_timings(self) -> None:
         """Warm-up: keep the counts of what went wrong, drop latencies and measured-op counts."""
-        for latencies in (self.get_ns, self.set_ns, self.delete_ns, self.get_multi_ns, self.acquire_ns):
+        for latencies in (*self.latencies().values(), *self.sent, self.late_ns):
             latencies.clear()
         self.failed = [0] * len(self.failed)
+        self.due_at_end = 0
 
-    def to_message(self, elapsed_s: float) -> dict[str, Any]:
-        """The snapshot message that carries this batch to the parent; `t_s` is the time measured so far."""
-        return {
-            "type": "snapshot", "t_s": round(elapsed_s, 4), "completed": self.completed,
+    def to_message(self, elapsed_s: float, t0_unix: float = 0.0) -> dict[str, Any]:
+        """The snapshot message that carries this batch to the parent; `t_s` is the time measured so far, and
+        `t0_unix` when measuring started, on the wall clock."""
+        message = {
+            "type": "snapshot", "t_s": round(elapsed_s, 4), "t0_unix": round(t0_unix, 6), "slot": self.slot,
+            "completed": self.completed,
             "failed": dict(zip(OP_NAMES, self.failed)),
-            "lat_ns": {"get": encode_ns(self.get_ns), "set": encode_ns(self.set_ns),
-                       "delete": encode_ns(self.delete_ns), "get_multi": encode_ns(self.get_multi_ns),
-                       "acquire": encode_ns(self.acquire_ns)},
-            "errors": self.errors, "wrong_values": self.wrong_values, "corrupt_values": self.corrupt_values,
-            "misses": self.misses, "exhausted": self.exhausted, "examples": self.examples,
+            "lat_ns": {name: encode_ns(values) for name, values in self.latencies().items()},
+            "errors": self.errors, "site_errors": self.site_errors, "wrong_values": self.wrong_values,
+            "corrupt_values": self.corrupt_values, "misses": self.misses, "exhausted": self.exhausted,
+            "examples": self.examples,
         }
+        if self.sent:
+            message.update(sent_ns={name: encode_ns(values) for name, values in zip(TIMED, self.sent)},
+                           late_ns=encode_ns(self.late_ns), due_at_end=self.due_at_end)
+        return message
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "Batch":
         """A batch as a worker sent it; latencies as arrays of ns (cheap to hold until they are folded)."""
-        lat_ns = {name: decode_ns(message["lat_ns"].get(name, "")) for name in (*OP_NAMES, "acquire")}
-        return cls(completed=message["completed"], get_ns=lat_ns["get"], set_ns=lat_ns["set"],
-                   delete_ns=lat_ns["delete"], get_multi_ns=lat_ns["get_multi"], acquire_ns=lat_ns["acquire"],
+        lat_ns = {name: decode_ns(message["lat_ns"].get(name, "")) for name in TIMED}
+        sent = message.get("sent_ns")
+        return cls(slot=message.get("slot", 0), completed=message["completed"], get_ns=lat_ns["get"],
+                   set_ns=lat_ns["set"], delete_ns=lat_ns["delete"], get_multi_ns=lat_ns["get_multi"],
+                   acquire_ns=lat_ns["acquire"],
+                   sent=[decode_ns(sent.get(name, "")) for name in TIMED] if sent else [],
+                   late_ns=decode_ns(message.get("late_ns", "")), due_at_end=message.get("due_at_end", 0),
                    failed=[message["failed"].get(name, 0) for name in OP_NAMES], errors=dict(message["errors"]),
+                   site_errors={site: dict(by_name) for site, by_name in message.get("site_errors", {}).items()},
                    wrong_values=message["wrong_values"], corrupt_values=message["corrupt_values"],
                    misses=message["misses"], exhausted=message["exhausted"], examples=list(message["examples"]))
 
     def latencies(self) -> dict[str, Any]:
-        """Latencies by histogram name: each op's, and acquire."""
+        """Latencies by histogram name: each op's, and acquire (from the intended start, in the open model)."""
         return {"get": self.get_ns, "set": self.set_ns, "delete": self.delete_ns, "get_multi": self.get_multi_ns,
                 "acquire": self.acquire_ns}
 
 
 @dataclass(frozen=True)
 class LoopTiming:
-    """Times on the perf_counter_ns clock: counting starts at measure_start_ns, the loop stops at end_ns."""
+    """Times on the perf_counter_ns clock: counting starts at measure_start_ns, the loop stops at end_ns.
+
+    Threads flush at each boundary of a grid of `slot_ns` slots that starts at measure_start_ns.
+    """
 
     measure_start_ns: int
     end_ns: int
-    flush_interval_ns: int
+    slot_ns: int
+    measure_start_unix: float = 0.0  # the same moment on the wall clock (the timeline's origin in logs)
+
+    def slot_of(self, now: int) -> int:
+        return (now - self.measure_start_ns) // self.slot_ns
+
+    def slot_end(self, now: int) -> int:
+        return self.measure_start_ns + (self.slot_of(now) + 1) * self.slot_ns
 
 
 class Recorder:
     """The rare path of a load loop: errors, anomalies, and handing batches to the sink.
 
-    Batches never straddle the start of measurement: the first flush falls due at `measure_start_ns`, and
-    what was recorded before it is warm-up, whose timings are dropped. So the loops need no per-op check.
+    Batches never straddle a slot boundary, and the first boundary is the start of measurement: what was
+    recorded before it is warm-up, whose timings are dropped. So the loops need no per-op check.
 
     `op_codes` is how many op codes the loop runs: 2 (get, set) keeps a get/set run's batches as they
     were; 4 adds delete and get_multi. With deletes, misses are expected and never flushed urgently.
+    `paced` batches also carry the uncorrected latencies and the lateness of the open model.
     """
 
     def __init__(self, timing: LoopTiming, sink: Callable[[Batch], None], op_codes: int = 2,
-                 misses_expected: bool = False) -> None:
+                 misses_expected: bool = False, paced: bool = False, now: int | None = None) -> None:
         self.timing = timing
         self.sink = sink
         self.op_codes = op_codes
         self.misses_expected = misses_expected
-        self.batch = self.new_batch()
-        self.measuring = perf_counter_ns() >= timing.measure_start_ns
+        self.paced = paced
+        self.batch = self.new_batch(perf_counter_ns() if now is None else now)
         self.flushed_at = 0
 
-    def new_batch(self) -> Batch:
-        return Batch(failed=[0] * self.op_codes, misses_expected=self.misses_expected)
+    def new_batch(self, now: int) -> Batch:
+        """A batch for the slot of `now`; an op that completes after the end belongs to the last slot."""
+        return Batch(slot=self.timing.slot_of(min(now, self.timing.end_ns - 1)), failed=[0] * self.op_codes,
+                     misses_expected=self.misses_expected,
+                     sent=[[] for _ in TIMED] if self.paced else [])
 
     def appenders(self) -> tuple[tuple[Callable[[int], None], ...], Callable[[int], None]]:
         """Bound appends of the current batch: latency by op code (get, set, delete, get_multi) and acquire
@@ -129,28 +185,34 @@ class Recorder:
         return ((batch.get_ns.append, batch.set_ns.append, batch.delete_ns.append, batch.get_multi_ns.append),
                 batch.acquire_ns.append)
 
+    def paced_appenders(self) -> tuple[tuple[Callable[[int], None], ...], Callable[[int], None]]:
+        """Bound appends of the open model: uncorrected latency by TIMED index, and lateness."""
+        batch = self.batch
+        return tuple(values.append for values in batch.sent), batch.late_ns.append
+
     def next_flush(self, now: int) -> int:
-        due = now + self.timing.flush_interval_ns
-        return due if self.measuring else min(due, self.timing.measure_start_ns)
+        return self.timing.slot_end(now)
 
     def flush(self, now: int, completed: int) -> int:
-        """Ship the batch and start a new one; returns when the next flush is due."""
-        batch, self.batch = self.batch, self.new_batch()
+        """Ship the batch and start a new one in the slot of `now`; returns when the next flush is due."""
+        batch, self.batch = self.batch, self.new_batch(now)
         batch.completed, self.flushed_at = completed - self.flushed_at, completed
-        if not self.measuring:
+        if batch.slot < 0:
             batch.forget_timings()
-            self.measuring = now >= self.timing.measure_start_ns
         self.sink(batch)
         return self.next_flush(now)
 
-    def failure(self, exc: BaseException, op: int, now: int, next_flush: int) -> int:
-        self.error(exc)
+    def failure(self, exc: BaseException, op: int, now: int, next_flush: int, site: str = "op") -> int:
+        self.error(exc, site)
         self.batch.failed[op] += 1
         return min(next_flush, now + URGENT_FLUSH_NS)
 
-    def error(self, exc: BaseException) -> None:
+    def error(self, exc: BaseException, site: str = "op") -> None:
         name = type(exc).__name__
         self.batch.errors[name] = self.batch.errors.get(name, 0) + 1
+        if site != "op":
+            by_name = self.batch.site_errors.setdefault(site, {})
+            by_name[name] = by_name.get(name, 0) + 1
 
     def anomaly(self, key: Any, expected: Any, got: Any, now: int, next_flush: int) -> int:
         """Count a reply that was not the expected value; returns when the next flush is due.
@@ -193,10 +255,16 @@ class Recorder:
     def waited_until_end(self, due: int) -> None:
         """A reserve that waited until the run ended: the op never ran, but the measured part of the wait
         is an acquire time (a starved thread must show in the figures)."""
-        if not self.measuring:
+        now = perf_counter_ns()
+        if self.batch.slot < 0:  # waiting since the warm-up: what it held was warm-up
             self.batch.forget_timings()
-            self.measuring = True
-        self.batch.acquire_ns.append(perf_counter_ns() - max(due, self.timing.measure_start_ns))
+            self.batch.slot = self.timing.slot_of(now)
+        self.batch.acquire_ns.append(now - max(due, self.timing.measure_start_ns))
+
+    def ran_out(self, due: int, k: int, gaps: list[int]) -> None:
+        """The open model's end: the ops due before the end that never started (a backlog)."""
+        if self.batch.slot >= 0:
+            self.batch.due_at_end += still_due(max(due, self.timing.measure_start_ns), k, gaps, self.timing.end_ns)
 
     def release(self, lease: Any, exc: BaseException | None = None) -> None:
         """Give a client back, with the op's exception as a `with` block would; a pool may raise here."""
@@ -207,24 +275,31 @@ class Recorder:
                 lease.__exit__(type(exc), exc, exc.__traceback__)
         except Exception as again:
             if again is not exc:
-                self.error(again)
+                self.error(again, "release")
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """A thread's schedule in the open model: the cycle of gaps and its first intended start."""
+
+    gaps: list[int]
+    first_due_ns: int
 
 
 def run_load(strategy: Strategy, space: KeySpace, schedule: list[tuple[int, int]], ttl_s: int,
-             timing: LoopTiming, sink: Callable[[Batch], None]) -> None:
-    """Run ops until `timing.end_ns`, handing a Batch to `sink` every flush interval and at the end.
-
-    Op latency runs from a client in hand to the reply. Acquire time (pools only) runs from the moment the
-    op was due — today the moment the loop reached it; a fixed-rate pacer would set `due` to the intended
-    start — to a client in hand. Failed ops are counted, not timed.
-    """
+             timing: LoopTiming, sink: Callable[[Batch], None], pacing: Pacing | None = None) -> None:
+    """Run ops until `timing.end_ns` (closed model, or the open one with `pacing`), handing a Batch to `sink`
+    at every slot boundary and at the end. Failed ops are counted, not timed."""
     steps, ops = build_steps(space, schedule), {op for op, _ in schedule}
-    recorder = Recorder(timing, sink, op_codes=2 if ops <= {GET, SET} else 4, misses_expected=DELETE in ops)
+    recorder = Recorder(timing, sink, op_codes=2 if ops <= {GET, SET} else 4, misses_expected=DELETE in ops,
+                        paced=pacing is not None)
+    if pacing is not None:
+        lower_timer_slack()
     fixed = strategy.thread_client()
     if fixed is None:
-        _pooled_loop(strategy, steps, ttl_s, recorder)
+        _pooled_loop(strategy, steps, ttl_s, recorder, pacing)
     else:
-        _fixed_loop(fixed, steps, ttl_s, recorder)
+        _fixed_loop(fixed, steps, ttl_s, recorder, pacing)
 
 
 def build_steps(space: KeySpace, schedule: list[tuple[int, int]]) -> list[tuple[int, Any, Any]]:
@@ -240,18 +315,33 @@ def build_steps(space: KeySpace, schedule: list[tuple[int, int]]) -> list[tuple[
     return steps
 
 
-def _fixed_loop(client: Any, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder) -> None:
+def _fixed_loop(client: Any, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder,
+                pacing: Pacing | None) -> None:
     """A thread that keeps one client for its life (shared, per-thread): nothing to acquire per op."""
     get, set_ = client.get, client.set  # bound once: the rarer ops look theirs up per call
     end = recorder.timing.end_ns
     record, _ = recorder.appenders()
+    paced = pacing is not None
+    gaps, due = (pacing.gaps, pacing.first_due_ns) if pacing else ([], 0)
+    sent, late = recorder.paced_appenders()
     next_flush = recorder.next_flush(perf_counter_ns())
     n = 0
     try:
         while True:
-            due = perf_counter_ns()
-            if due >= end:
+            start = perf_counter_ns()
+            if paced:
+                if due >= end:
+                    break
+                if start < due:
+                    time.sleep((due - start) / 1e9)
+                    start = perf_counter_ns()
+                if start >= end:
+                    recorder.ran_out(due, n, gaps)
+                    break
+            elif start >= end:
                 break
+            else:
+                due = start
             op, key, value = steps[n & MASK]
             n += 1
             try:
@@ -266,41 +356,72 @@ def _fixed_loop(client: Any, steps: list[tuple[int, Any, Any]], ttl_s: int, reco
                     client.delete(key)
                     got = value
             except Exception as exc:
-                done = perf_counter_ns()
-                next_flush = recorder.failure(exc, op, done, next_flush)
+                got, failure = FAILED, exc
+            done = perf_counter_ns()
+            if done >= next_flush:  # the op belongs to the slot in which it completed
+                next_flush = recorder.flush(done, n - 1)
+                record, _ = recorder.appenders()
+                sent, late = recorder.paced_appenders()
+            if got is FAILED:
+                next_flush = recorder.failure(failure, op, done, next_flush)
             else:
-                done = perf_counter_ns()
                 record[op](done - due)
+                if paced:
+                    sent[op](done - start)
+                    late(start - due)
                 if got != value:
                     next_flush = recorder.anomaly(key, value, got, done, next_flush)
-            if done >= next_flush:
-                next_flush = recorder.flush(done, n)
-                record, _ = recorder.appenders()
+            if paced:
+                due += gaps[n & GAP_MASK]
     finally:  # what was measured reaches the parent even if the thread dies
         recorder.flush(perf_counter_ns(), n)
 
 
-def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder) -> None:
+def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: int, recorder: Recorder,
+                 pacing: Pacing | None) -> None:
     """A thread that reserves a client from the strategy for every op, and times the reserve."""
     end = recorder.timing.end_ns
     record, record_acquire = recorder.appenders()
+    paced = pacing is not None
+    gaps, due = (pacing.gaps, pacing.first_due_ns) if pacing else ([], 0)
+    sent, late = recorder.paced_appenders()
     next_flush = recorder.next_flush(perf_counter_ns())
     n = 0
     try:
         while True:
-            due = perf_counter_ns()
-            if due >= end:
+            start = perf_counter_ns()
+            if paced:
+                if due >= end:
+                    break
+                if start < due:
+                    time.sleep((due - start) / 1e9)
+                    start = perf_counter_ns()
+                if start >= end:
+                    recorder.ran_out(due, n, gaps)
+                    break
+            elif start >= end:
                 break
+            else:
+                due = start
             op, key, value = steps[n & MASK]
             n += 1
             try:
                 lease, client = recorder.reserve(strategy, end)
             except Exception as exc:  # a pool that cannot lend is an error of this op, not of the run
-                if isinstance(exc, queue.Empty) and perf_counter_ns() >= end:
+                now = perf_counter_ns()
+                if isinstance(exc, queue.Empty) and now >= end:
                     recorder.waited_until_end(due)
                     n -= 1
                     break
-                next_flush = recorder.failure(exc, op, perf_counter_ns(), next_flush)
+                if now >= next_flush:
+                    next_flush = recorder.flush(now, n - 1)
+                    record, record_acquire = recorder.appenders()
+                    sent, late = recorder.paced_appenders()
+                next_flush = recorder.failure(exc, op, now, next_flush, "reserve")
+                if paced:
+                    due += gaps[n & GAP_MASK]
+                else:
+                    time.sleep(RESERVE_FAILED_PAUSE_S)
                 continue
             acquired = perf_counter_ns()
             try:
@@ -315,19 +436,30 @@ def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: i
                     client.delete(key)
                     got = value
             except Exception as exc:
-                done = perf_counter_ns()
+                got, failure = FAILED, exc
                 recorder.release(lease, exc)
-                next_flush = recorder.failure(exc, op, done, next_flush)
             else:
-                done = perf_counter_ns()
                 recorder.release(lease)
+            done = perf_counter_ns()
+            if done >= next_flush:  # the op belongs to the slot in which it completed
+                next_flush = recorder.flush(done, n - 1)
+                record, record_acquire = recorder.appenders()
+                sent, late = recorder.paced_appenders()
+            if got is FAILED:
+                next_flush = recorder.failure(failure, op, done, next_flush)
+            else:
                 record_acquire(acquired - due)
-                record[op](done - acquired)
+                if paced:
+                    record[op](done - due)
+                    sent[op](done - acquired)
+                    sent[ACQUIRE](acquired - start)
+                    late(start - due)
+                else:
+                    record[op](done - acquired)
                 if got != value:
                     next_flush = recorder.anomaly(key, value, got, done, next_flush)
-            if done >= next_flush:
-                next_flush = recorder.flush(done, n)
-                record, record_acquire = recorder.appenders()
+            if paced:
+                due += gaps[n & GAP_MASK]
     finally:  # what was measured reaches the parent even if the thread dies
         recorder.flush(perf_counter_ns(), n)
 
@@ -336,8 +468,8 @@ def _pooled_loop(strategy: Strategy, steps: list[tuple[int, Any, Any]], ttl_s: i
 
 
 def merge_batches(batches: list[Batch]) -> Batch:
-    """One Batch holding the sum of several."""
-    total = Batch()
+    """One Batch holding the sum of several (of one slot: the first one's is kept)."""
+    total = Batch(slot=batches[0].slot if batches else 0)
     for batch in batches:
         total.completed += batch.completed
         total.get_ns += batch.get_ns
@@ -345,9 +477,19 @@ def merge_batches(batches: list[Batch]) -> Batch:
         total.delete_ns += batch.delete_ns
         total.get_multi_ns += batch.get_multi_ns
         total.acquire_ns += batch.acquire_ns
+        if batch.sent:
+            total.sent = total.sent or [[] for _ in TIMED]
+            for mine, theirs in zip(total.sent, batch.sent):
+                mine += theirs
+        total.late_ns += batch.late_ns
+        total.due_at_end += batch.due_at_end
         total.failed = [a + b for a, b in zip(total.failed, batch.failed)]
         for name, count in batch.errors.items():
             total.errors[name] = total.errors.get(name, 0) + count
+        for site, by_name in batch.site_errors.items():
+            mine_by_name = total.site_errors.setdefault(site, {})
+            for name, count in by_name.items():
+                mine_by_name[name] = mine_by_name.get(name, 0) + count
         total.wrong_values += batch.wrong_values
         total.corrupt_values += batch.corrupt_values
         total.misses += batch.misses
@@ -356,13 +498,31 @@ def merge_batches(batches: list[Batch]) -> Batch:
     return total
 
 
+def merge_by_slot(batches: list[Batch]) -> list[Batch]:
+    """The batches of each slot merged into one, in slot order."""
+    by_slot: dict[int, list[Batch]] = {}
+    for batch in batches:
+        by_slot.setdefault(batch.slot, []).append(batch)
+    return [merge_batches(by_slot[slot]) for slot in sorted(by_slot)]
+
+
+def pacing_for(plan: WorkerPlan, token: int, start_ns: int) -> Pacing | None:
+    """A thread's schedule when the run has a --rate (its share of it), else None: the closed model."""
+    run = plan.run
+    if not run.rate:
+        return None
+    rng = random.Random(f"{run.workload.seed}:{token}")
+    gaps = gap_cycle(run.rate / (run.processes * run.threads), run.arrival, rng)
+    return Pacing(gaps, first_due(start_ns, gaps, rng))
+
+
 def start_threads(plan: WorkerPlan, strategy: Any, space: KeySpace, timing: LoopTiming,
-                  sink: Callable[[Batch], None], emitter: Emitter) -> list[threading.Thread]:
+                  sink: Callable[[Batch], None], emitter: Emitter, start_ns: int) -> list[threading.Thread]:
     run = plan.run
 
     def body_for(token: int) -> Callable[[], None]:
-        schedule = build_schedule(run.workload, token)
-        return lambda: run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink)
+        schedule, pacing = build_schedule(run.workload, token), pacing_for(plan, token, start_ns)
+        return lambda: run_load(strategy, space, schedule, run.workload.ttl_s, timing, sink, pacing)
 
     return start_load_threads(plan, strategy, emitter, body_for)
 
@@ -372,42 +532,44 @@ def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -
 
     def put(batch: Batch) -> None:
         if batch.has_anomalies:
-            emitter.send(batch.to_message((time.perf_counter_ns() - timing.measure_start_ns) / 1e9))
+            emitter.send(batch.to_message((time.perf_counter_ns() - timing.measure_start_ns) / 1e9,
+                                          timing.measure_start_unix))
         else:
             sink.put(batch)
 
     return put
 
 
-def drain(sink: queue.SimpleQueue) -> Batch:
-    return merge_batches(drain_all(sink))
-
-
 def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, timing: LoopTiming,
                       interval_s: float, emitter: Emitter) -> None:
-    """The worker's main thread: ship what the load threads measured, several times a second."""
+    """The worker's main thread: ship what the load threads measured, several times a second, a message per slot."""
     measuring = False
-    while any(thread.is_alive() for thread in threads):
-        time.sleep(interval_s)
+    while True:
+        alive = any(thread.is_alive() for thread in threads)
         now = time.perf_counter_ns()
         if not measuring and now >= timing.measure_start_ns:
             measuring = True
             emitter.send({"type": "phase", "phase": "measure"})
-        emitter.send(drain(sink).to_message((now - timing.measure_start_ns) / 1e9))
-    now = time.perf_counter_ns()
-    emitter.send(drain(sink).to_message((min(now, timing.end_ns) - timing.measure_start_ns) / 1e9))
+        elapsed_s = (min(now, timing.end_ns) - timing.measure_start_ns) / 1e9
+        batches = merge_by_slot(drain_all(sink)) or [Batch(slot=timing.slot_of(min(now, timing.end_ns - 1)))]
+        for batch in batches:
+            emitter.send(batch.to_message(elapsed_s, timing.measure_start_unix))
+        if not alive:
+            return
+        time.sleep(interval_s)
 
 
 def load(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     """Warm up, measure, stream; returns when every load thread has stopped."""
     run = plan.run
     emitter.send({"type": "phase", "phase": "warmup"})
-    measure_start = time.perf_counter_ns() + int(run.warmup_s * 1e9)
-    timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9),
-                        int(run.snapshot_interval_s * 1e9 / 2))
+    start, start_unix = time.perf_counter_ns(), time.time()
+    measure_start = start + int(run.warmup_s * 1e9)
+    timing = LoopTiming(measure_start, measure_start + int(run.duration_s * 1e9), slot_grid(run.interval_s)[0],
+                        start_unix + run.warmup_s)
     sink: queue.SimpleQueue = queue.SimpleQueue()
     threads = start_threads(plan, prepared.strategy, prepared.space, timing,
-                            urgent_sink(sink, timing, emitter), emitter)
+                            urgent_sink(sink, timing, emitter), emitter, start)
     stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
     prepared.strategy.close()
 

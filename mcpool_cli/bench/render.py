@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mcpool_cli.bench.kind import OUTCOME_STYLE
-from mcpool_cli.bench.results import RunResult
+from mcpool_cli.bench.results import LATE, SENT, RunResult
+from mcpool_cli.bench.sweep import SUSTAINED_SHARE, sweep
 from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
 from mcpool_cli.report.compare import grouped, option_notes
 from mcpool_cli.units import Fitted, format_duration_us, format_number, outside, pick_unit, printable, unit_for
@@ -27,12 +28,18 @@ COMPARE_DROPPED = ("p50", "p99.9", "errors", "p99", "speed")
 def latency_table(result: RunResult) -> Table:
     """min, mean, percentiles and max for get, set (and delete, get_multi when run), all ops and pool acquire;
     one unit per column, the one that suits the all-ops row."""
-    rows = {op: result.stats.histogram(op) for op in result.stats.ops_done()}
-    rows["all ops"] = result.stats.all_ops_histogram()
-    rows["acquire"] = result.stats.histogram("acquire")
+    stats = result.stats
+    rows = {op: stats.histogram(op) for op in stats.ops_done()}
+    rows["all ops"] = stats.all_ops_histogram()
+    rows["acquire"] = stats.histogram("acquire")
+    if result.rate:
+        rows["all ops uncorrected"] = stats.all_ops_histogram(SENT)
+        if rows["acquire"].get_total_count():
+            rows["acquire uncorrected"] = stats.histogram(SENT + "acquire")
+        rows["start lateness"] = stats.histogram(LATE)
     summaries = {name: latency_summary_us(hist) for name, hist in rows.items()}
-    table = Table(title="latency (successful ops)", title_justify="left", box=None, pad_edge=False,
-                  collapse_padding=True)
+    title = "latency from the intended start (successful ops)" if result.rate else "latency (successful ops)"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, collapse_padding=True)
     table.add_column("op")
     table.add_column("count", justify="right", no_wrap=True)
     units = {key: unit_for(summaries["all ops"][key]) for key, _ in COLUMNS}  # the main row sets the unit
@@ -41,8 +48,14 @@ def latency_table(result: RunResult) -> Table:
     for name, summary in summaries.items():
         cells = ["-" if summary[key] is None else format_number(summary[key] / units[key][1]) for key, _ in COLUMNS]
         table.add_row(outside(name), f"{rows[name].get_total_count():,}", *cells)
+    notes = []
+    if result.rate:
+        notes.append("corrected: from when each op was due, so waiting for a client or behind a stalled op counts; "
+                     "uncorrected: from when it was sent; lateness: how long after its due time it was sent")
     if rows["acquire"].get_total_count() == 0 and rows["all ops"].get_total_count():
-        table.caption, table.caption_justify = "acquire: none — each thread keeps one client for its life", "left"
+        notes.append("acquire: none — each thread keeps one client for its life")
+    if notes:
+        table.caption, table.caption_justify = "\n".join(notes), "left"
     return table
 
 
@@ -112,25 +125,119 @@ def run_header(result: RunResult) -> Text:
     outcome = result.outcome.outcome
     pool = f", pool of {result.pool_size}" if result.pool_size else ""
     processes = f" × {result.processes} processes" if result.processes > 1 else ""
-    return (outside(result.strategy, "bold").append_text(outside(f" · {result.threads} threads{processes}{pool} · "))
+    rate = f" · {format_rate(result.rate)} ops/s offered ({result.arrival})" if result.rate else ""
+    return (outside(result.strategy, "bold")
+            .append_text(outside(f" · {result.threads} threads{processes}{pool}{rate} · "))
             .append(printable(outcome), style=OUTCOME_STYLE.get(outcome, "bold")))
+
+
+def format_rate(rate: float) -> str:
+    """5,000 or 20k: as a rate was most likely written."""
+    if rate >= 10_000 and rate % 1000 == 0:
+        return f"{rate / 1000:g}k"
+    return f"{rate:,.0f}" if rate == int(rate) else f"{rate:,.1f}"
+
+
+def rate_line(result: RunResult) -> Text | None:
+    """The open model: target against achieved, late starts and the backlog left at the end."""
+    block = result.rate_block()
+    if block is None:
+        return None
+    short = block["achieved_ratio"] < SUSTAINED_SHARE
+    ops = result.stats.ops()
+    late = block["late_ops"]
+    text = Text()
+    text.append("rate ", style="dim").append(f"target {format_rate(result.rate)}/s", style="bold")
+    text.append(" · achieved ", style="dim").append(f"{block['achieved_per_s']:,.0f}/s "
+                                                     f"({100 * block['achieved_ratio']:.1f}%)",
+                                                     style="bold yellow" if short else "bold")
+    text.append(" · started ≥1 ms late ", style="dim").append(
+        f"{late:,}" + (f" ({100 * late / ops:.1f}%)" if ops else ""), style="bold yellow" if late else "bold")
+    lateness = block["lateness_us"]["p99"]
+    if lateness is not None:
+        text.append(" · lateness p99 ", style="dim").append(format_duration_us(lateness), style="bold")
+    text.append(" · still due at the end ", style="dim").append(f"{block['due_at_end']:,}",
+                                                                 style="bold yellow" if block["due_at_end"] else "bold")
+    return text
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+TIMELINE_WIDTH = 60
+
+
+def sparkline(values: list[float | None], log: bool = False) -> Text:
+    """One character per value, from ▁ to █, on a scale from 0 (or, with `log`, the least value) to the
+    greatest; a missing value is a dim dot, a zero a blank (a stall shows as a gap)."""
+    present = [v for v in values if v]
+    text = Text()
+    if not present:
+        return text.append("·" * len(values), style="dim")
+    top, bottom = max(present), (min(present) if log else 0.0)
+    for value in values:
+        if value is None:
+            text.append("·", style="dim")
+        elif value == 0:
+            text.append(" ")
+        else:
+            if log:
+                share = 0.0 if top == bottom else math.log(value / bottom) / math.log(top / bottom)
+            else:
+                share = value / top
+            text.append(SPARKS[min(len(SPARKS) - 1, int(share * len(SPARKS)))], style="cyan")
+    return text
+
+
+def timeline(result: RunResult) -> RenderableType | None:
+    """Throughput and p99 per interval, as two sparklines (intervals grouped when there are many)."""
+    rows = result.stats.timeline.to_json(result.measured_s)
+    if len(rows) < 2:
+        return None
+    group = -(-len(rows) // TIMELINE_WIDTH)
+    chunks = [rows[i:i + group] for i in range(0, len(rows), group)]
+    ops_per_s = [sum(r["ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
+    p99s = [max((r["latency_us"]["p99"] for r in chunk if r["latency_us"]["p99"] is not None), default=None)
+            for chunk in chunks]
+    mark = group * result.stats.interval_s
+    title = (f"over time ({format_seconds_short(mark)} per mark, "
+             f"0–{format_seconds_short(len(rows) * result.stats.interval_s)})")
+    known = [p for p in p99s if p is not None]
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(no_wrap=True, style="dim")
+    table.add_column(no_wrap=True, overflow="crop")
+    table.add_column(no_wrap=True, style="dim")
+    table.add_row("ops/s", sparkline(ops_per_s), f"{format_number(min(ops_per_s))}–{format_number(max(ops_per_s))}")
+    worst = "p99 (worst in mark)" if group > 1 else "p99"
+    spread = f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else "no successful op"
+    table.add_row(worst, sparkline(p99s, log=True), spread)
+    return Group(Text(title, style="italic"), table)
+
+
+def format_seconds_short(value_s: float) -> str:
+    return f"{value_s:g} s" if value_s < 120 else f"{value_s / 60:g} min"
+
+
+SITE_WORDS = {"reserve": "in the pool's reserve()", "op": "in the op", "release": "giving the client back"}
 
 
 def errors_table(result: RunResult) -> RenderableType | None:
     if not result.stats.errors and not result.stats.examples:
         return None
     lines = Text()
-    for name, count in result.stats.errors.most_common():
-        lines.append(f"  {printable(name)}: {count:,}\n", style="red")
+    for site, by_name in result.stats.errors_by_site().items():
+        for name, count in by_name.items():
+            lines.append(f"  {printable(name)} {SITE_WORDS[site]}: {count:,}\n", style="red")
     for example in result.stats.examples:
         lines.append(f"  {printable(example['kind'])} value for {printable(example['key'])}: "
                      f"got {printable(example['got'])}\n", style="yellow")
     return Group(Text("errors and anomalies", style="italic"), lines)
 
 
-def run_report(result: RunResult) -> RenderableType:
-    """Everything about one strategy run."""
+def run_report(result: RunResult, compact: bool = False) -> RenderableType:
+    """Everything about one strategy run; `compact` (a sweep's many runs) leaves out the tables."""
     parts: list[RenderableType] = [run_header(result), counts_line(result)]
+    rate = rate_line(result)
+    if rate is not None:
+        parts.append(rate)
     if result.explanation:
         parts.append(outside(result.explanation, "yellow", lines=True))
     errors = errors_table(result)
@@ -140,7 +247,11 @@ def run_report(result: RunResult) -> RenderableType:
         parts.append(Text(f"{result.stats.out_of_range:,} latencies were outside the histogram's range "
                           "(1 ns to 1 h) and are not in the table", style="yellow"))
     if result.stats.ops():
-        parts += [Fitted(latency_table(result), LATENCY_DROPPED), Distribution(result.stats.all_ops_histogram())]
+        if not compact:
+            parts += [Fitted(latency_table(result), LATENCY_DROPPED), Distribution(result.stats.all_ops_histogram())]
+        over_time = timeline(result)
+        if over_time is not None:
+            parts.append(over_time)
     else:
         parts.append(Text("no operations were measured after the warm-up", style="dim"))
     parts.append(Text(""))
@@ -180,6 +291,87 @@ def comparison(results: list[RunResult]) -> RenderableType:
     return Group(Fitted(table, COMPARISON_DROPPED), legend, sentences)
 
 
+def paced_comparison(results: list[RunResult]) -> RenderableType:
+    """Open-model runs side by side, lowest p99 from the intended start first: at one offered rate, latency is
+    what tells strategies apart (each delivers the rate, or says it could not)."""
+    def p99(result: RunResult) -> float:
+        value = latency_summary_us(result.stats.all_ops_histogram())["p99"]
+        return math.inf if value is None else value
+
+    ranked = sorted(results, key=lambda r: (r.outcome.outcome != "ok", p99(r)))
+    table = Table(title="comparison", title_justify="left", box=None, pad_edge=False)
+    corrected = [latency_summary_us(r.stats.all_ops_histogram()) for r in ranked]
+    uncorrected = [latency_summary_us(r.stats.all_ops_histogram(SENT)) for r in ranked]
+    units = {"p50": pick_unit(s["p50"] for s in corrected), "p99": pick_unit(s["p99"] for s in corrected),
+             "u": pick_unit(s["p99"] for s in uncorrected)}
+    for name in ("strategy", "outcome", "offered/s", "achieved", f"p50 {units['p50'][0]}", f"p99 {units['p99'][0]}",
+                 f"p99 uncorr. {units['u'][0]}", "late", "errors"):
+        table.add_column(name, justify="left" if name in ("strategy", "outcome") else "right",
+                         no_wrap=name not in ("strategy", "outcome"))
+    for result, mine, sent in zip(ranked, corrected, uncorrected):
+        block = result.rate_block() or {}
+        outcome = result.outcome.outcome
+
+        def cell(summary: dict[str, Any], key: str, unit: tuple[str, float]) -> str:
+            return "-" if summary[key] is None else format_number(summary[key] / unit[1])
+
+        table.add_row(outside(result.strategy), outside(outcome, OUTCOME_STYLE.get(outcome, "")),
+                      format_rate(result.rate), f"{100 * block.get('achieved_ratio', 0):.1f}%",
+                      cell(mine, "p50", units["p50"]), cell(mine, "p99", units["p99"]), cell(sent, "p99", units["u"]),
+                      f"{block.get('late_ops', 0):,}", f"{result.error_count:,}")
+    sentences = Text()
+    finished = [r for r in ranked if r.outcome.outcome == "ok" and p99(r) < math.inf]
+    for other in finished[1:]:
+        if p99(finished[0]) > 0:
+            sentences.append(f"at {format_rate(other.rate)} ops/s, {printable(other.strategy)}'s p99 was "
+                             f"{p99(other) / p99(finished[0]):.2f}× {printable(finished[0].strategy)}'s\n")
+    legend = Text("p99: from each op's intended start; uncorr.: from when it was sent; late: ops sent ≥1 ms after "
+                  "they were due", style="dim")
+    return Group(Fitted(table, COMPARISON_DROPPED), legend, sentences)
+
+
+def sweep_view(session: Any) -> RenderableType:
+    """Latency against offered load per strategy: p99 from the intended start at each rate, the knee, and the
+    highest rate sustained within the budget."""
+    budget = session.options.budget
+    sweeps = sweep(session.results, budget)
+    rates = sorted({point.rate for one in sweeps for point in one.points})
+    unit = pick_unit(point.p99_us for one in sweeps for point in one.points)
+    table = Table(title=f"latency against offered load (p99 from the intended start, {unit[0]})", title_justify="left",
+                  box=None, pad_edge=False)
+    table.add_column("strategy")
+    for rate in rates:
+        table.add_column(f"{format_rate(rate)}/s", justify="right", no_wrap=True)
+    table.add_column("sustained", justify="right", no_wrap=True)
+    sentences = Text()
+    for one in sweeps:
+        by_rate = {point.rate: point for point in one.points}
+        cells: list[Any] = []
+        for rate in rates:
+            point = by_rate.get(rate)
+            if point is None:
+                cells.append("")
+            else:
+                shown = "-" if point.p99_us is None else format_number(point.p99_us / unit[1])
+                cells.append(Text(shown, style="" if point.sustained else "bold red"))
+        best = one.max_sustained
+        table.add_row(outside(one.strategy), *cells, format_rate(best) + "/s" if best else "none")
+        words = f"{printable(one.strategy)}: "
+        words += (f"sustained up to {format_rate(best)} ops/s" if best else "sustained none of the rates")
+        words += f" within {budget}" if budget else " (no --budget: delivered ≥98% of the rate, cleanly)"
+        knee = one.knee
+        if knee is not None and one.floor_us:
+            after = "no successful op" if knee.p99_us is None else format_duration_us(knee.p99_us)
+            words += (f"; p99 left its floor ({format_duration_us(one.floor_us)}) at {format_rate(knee.rate)} ops/s "
+                      f"({after})")
+        elif one.floor_us:
+            words += f"; p99 stayed within 2× its floor ({format_duration_us(one.floor_us)})"
+        sentences.append(words + "\n")
+    legend = Text("red: not sustained (under 98% of the rate delivered, an unclean run, or over the budget)",
+                  style="dim")
+    return Group(Fitted(table, ()), legend, sentences)
+
+
 def workload_words(options: Any) -> str:
     """The key space, key distribution and op mix, as the report's header says them."""
     keys = f"keys {options.keys:,}"
@@ -199,10 +391,14 @@ def render(session: Any, console: Any, saved: bool = False) -> None:
     console.print(outside(f"mcpool bench · {where} {servers.version} at "
                           f"{', '.join(s.spec for s in servers.addresses)} · {options.duration_s:g} s measured after "
                           f"{options.warmup_s:g} s warm-up · {workload_words(options)}", "dim"))
+    is_sweep = len(getattr(options, "rates", ())) > 1
     for result in session.results:
-        console.print(run_report(result))
-    if len(session.results) > 1:
-        console.print(comparison(session.results))
+        console.print(run_report(result, compact=is_sweep))
+    if is_sweep:
+        console.print(sweep_view(session))
+    elif len(session.results) > 1:
+        paced = any(result.rate for result in session.results)
+        console.print(paced_comparison(session.results) if paced else comparison(session.results))
 
 
 # ---------------------------------------------------------------- saved documents side by side (mcpool compare)

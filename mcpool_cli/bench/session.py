@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcpool_cli.bench.explain import explain
 from mcpool_cli.bench.kind import KIND
@@ -15,9 +15,15 @@ from mcpool_cli.engine.prechecks import check_behaviors, validate_custom
 from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import ServerAddress
 from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.pacing import ARRIVALS
 from mcpool_cli.engine.workload import DISTRIBUTIONS
 from mcpool_cli.errors import UsageProblem
+from mcpool_cli.kinds import LATENCY
 
+if TYPE_CHECKING:
+    from mcpool_cli.report.thresholds import Threshold
+
+MAX_RATE_PER_THREAD = 100_000  # a Python thread does at most ~20k ops/s here: beyond this a rate means nothing
 MAX_DATASET_BYTES = 2 << 30  # every worker holds every value in memory: the cap is on all of them together
 
 
@@ -50,7 +56,12 @@ class BenchOptions:
     behaviors: tuple[tuple[str, int | str], ...] = ()
     seed: int = 0
     hang_timeout_s: float = 10.0
+    rates: tuple[float, ...] = ()  # the open model's ops/s, all threads together; several make a sweep
+    arrival: str = "constant"  # the open model's gaps: constant or poisson
+    interval_s: float = 1.0  # the timeline's interval
+    budget: str = ""  # a sweep's latency budget, as a threshold expression such as p99<2ms
     import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
+    hdr_log: str = ""  # where to write the HdrHistogram interval log (not kept in the document)
 
 
 def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] | None
@@ -81,9 +92,46 @@ def check_options(options: BenchOptions) -> None:
                            f"{MAX_DATASET_BYTES >> 30} GiB limit; use fewer keys, smaller values or fewer "
                            f"--processes")
     check_behaviors(options.behaviors, options.binary)
+    check_rates(options)
 
 
-def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddress, ...], key_prefix: str) -> RunPlan:
+def check_rates(options: BenchOptions) -> None:
+    """The open model's rates, arrival, interval and budget are ones a run can follow."""
+    if options.interval_s <= 0:
+        raise UsageProblem("--interval must be longer than 0")
+    if options.interval_s > options.duration_s:
+        raise UsageProblem(f"--interval {options.interval_s:g}s is longer than --duration {options.duration_s:g}s: "
+                           f"the timeline would have no whole interval; use a shorter --interval")
+    if options.arrival not in ARRIVALS:
+        raise UsageProblem(f"--arrival {options.arrival!r}: use one of {', '.join(ARRIVALS)}")
+    threads = options.threads * options.processes
+    for rate in options.rates:
+        if rate / threads > MAX_RATE_PER_THREAD:
+            raise UsageProblem(f"--rate {rate:,.0f} is {rate / threads:,.0f} ops/s per thread, more than one "
+                               f"thread can offer ({MAX_RATE_PER_THREAD:,}); use more --threads or a lower rate")
+        if rate * (options.warmup_s + options.duration_s) < threads:
+            raise UsageProblem(f"--rate {rate:g} over {options.warmup_s + options.duration_s:g} s gives fewer ops "
+                               f"than the {threads} threads: raise --rate or --duration, or use fewer --threads")
+    if options.budget and not options.rates:
+        raise UsageProblem("--budget judges a --rate sweep: add --rate, e.g. --rate 2k,5k,10k")
+    if options.arrival != "constant" and not options.rates:
+        raise UsageProblem("--arrival shapes the open model: add --rate")
+    if options.budget:
+        budget_threshold(options.budget)
+
+
+def budget_threshold(text: str) -> Threshold:
+    """The sweep's budget as a threshold on a latency (p99<2ms, get.p99_9<5ms)."""
+    from mcpool_cli.report.thresholds import parse_threshold
+
+    threshold = parse_threshold(text)
+    if threshold.metric.rpartition(".")[2] not in LATENCY or threshold.op not in ("<", "<="):
+        raise UsageProblem(f"--budget {text!r}: give a latency and its limit, such as p99<2ms or get.p99_9<5ms")
+    return threshold
+
+
+def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddress, ...], key_prefix: str,
+               rate: float = 0.0) -> RunPlan:
     weights = dict(options.mix)
     workload = Workload(keys=options.keys, value_min=options.value_size[0], value_max=options.value_size[1],
                         get_weight=weights.get("get", 0), set_weight=weights.get("set", 0), seed=options.seed,
@@ -93,12 +141,13 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
     return RunPlan(strategy=strategy, client=client, workload=workload, threads=options.threads,
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
                    duration_s=options.duration_s, warmup_s=options.warmup_s,
-                   hang_timeout_s=options.hang_timeout_s, import_path=options.import_path)
+                   hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, rate=rate,
+                   arrival=options.arrival, interval_s=options.interval_s)
 
 
 def execute(plan: RunPlan, listener: RunListener) -> RunResult:
     """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
-    stats = RunStats()
+    stats = RunStats(interval_s=plan.interval_s)
     outcomes, interrupted = run_workers(plan, listener, stats)
     return RunResult.judged(plan, stats, outcomes, interrupted, explain)
 
@@ -113,15 +162,29 @@ class BenchSession(Session):
     options: BenchOptions
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
-        plan = build_plan(self.options, strategy, self.servers.addresses, f"{self.key_prefix}{strategy}:")
-        self.results.append(execute(plan, listener))
-        return self.results[-1].interrupted
+        """One strategy: the closed loop, or each rate of the open model in turn (lowest first)."""
+        for rate in self.options.rates or (0.0,):
+            suffix = f"{rate:g}:" if rate else ""
+            plan = build_plan(self.options, strategy, self.servers.addresses,
+                              f"{self.key_prefix}{strategy}:{suffix}", rate)
+            self.results.append(execute(plan, listener))
+            if self.results[-1].interrupted:
+                return True
+        return False
+
+    def other_outputs(self) -> list[tuple[str, bytes, str, str]]:
+        if not self.options.hdr_log:
+            return []
+        from mcpool_cli.report.hdrlog import interval_log
+
+        return [(self.options.hdr_log, interval_log(self.to_json()).encode(), "--hdr-log", "the HdrHistogram log")]
 
     @classmethod
     def options_from_json(cls, data: dict[str, Any]) -> BenchOptions:
         """Options as saved; a document written before --mix has only the ratio, which was the mix."""
         known = fields_of(BenchOptions, data)
         known.pop("import_path", None)
+        known.pop("hdr_log", None)
         if "mix" not in known and known.get("ratio"):
             known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
         return BenchOptions(**known)

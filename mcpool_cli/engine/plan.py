@@ -51,6 +51,9 @@ class RunPlan:
     import_path: tuple[str, ...] = ()  # prepended to sys.path in workers, for custom strategies
     mode: str = "bench"  # which loop the workers run: a mode in some kind's loop.MODES
     settings: tuple[tuple[str, float], ...] = ()  # numbers of the kind's own, read by its loop with `setting()`
+    rate: float = 0.0  # ops per second offered by all workers' threads together (the open model); 0: closed loop
+    arrival: str = "constant"  # the open model's gaps between intended starts: constant, or poisson
+    interval_s: float = 1.0  # the timeline's interval: the parent files each batch under one
 
     @property
     def effective_pool_size(self) -> int:

@@ -84,9 +84,12 @@ def _checked(name: str, declared: str, value: Any) -> Any:
     return float(value) if declared == "float" else value
 
 
+LOCAL_OPTIONS = ("import_path", "hdr_log")  # this machine's paths: not kept in documents
+
+
 def options_json(options: Any) -> dict[str, Any]:
-    """A session's options as its document keeps them: all but the import path, which is this machine's."""
-    return {key: value for key, value in dataclasses.asdict(options).items() if key != "import_path"}
+    """A session's options as its document keeps them: all but this machine's paths (import path, log files)."""
+    return {key: value for key, value in dataclasses.asdict(options).items() if key not in LOCAL_OPTIONS}
 
 
 @dataclass
@@ -153,6 +156,10 @@ class Session:
         """Document fields of this kind's own, between the options and the results."""
         return {}
 
+    def other_outputs(self) -> list[tuple[str, bytes, str, str]]:
+        """Files of this kind's own to write with the JSON: (path, bytes, option, what it is)."""
+        return []
+
     def to_json(self) -> dict[str, Any]:
         return {**self.header(), "server": self.servers.to_json(), "options": options_json(self.options),
                 **self.extras(), self.KIND.rows: [result.to_json() for result in self.results]}
@@ -167,7 +174,8 @@ class Session:
     @classmethod
     def options_from_json(cls, data: dict[str, Any]) -> Any:
         known = fields_of(cls.OPTIONS, data)
-        known.pop("import_path", None)
+        for name in LOCAL_OPTIONS:
+            known.pop(name, None)
         return cls.OPTIONS(**known)
 
     @classmethod
