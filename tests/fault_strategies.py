@@ -247,3 +247,23 @@ def early_erring_pool(master: pylibmc.Client, threads: int) -> _Erring:
     """One client lent to one thread at a time whose get raises KeyError on every 7th call, only in the first
     0.3 s of the load (check-stale's fault strikes later): errors no fault explains."""
     return _EarlyErring(master)
+
+
+class _ListPool:
+    """The pooling document's own list pool: pop a client, push it back; an empty list raises IndexError."""
+
+    def __init__(self, master: pylibmc.Client, size: int) -> None:
+        self.clients = [master.clone() for _ in range(size)]
+
+    @contextlib.contextmanager
+    def reserve(self):
+        client = self.clients.pop()  # IndexError when every client is out
+        try:
+            yield client
+        finally:
+            self.clients.append(client)
+
+
+def small_list_pool(master: pylibmc.Client, threads: int) -> _ListPool:
+    """A list pool with half as many clients as threads: reserve() raises IndexError whenever all are out."""
+    return _ListPool(master, max(1, threads // 2))

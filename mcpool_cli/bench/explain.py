@@ -26,10 +26,26 @@ def _seen_before(result: RunResult) -> str:
     return "It saw " + ", ".join(parts) + "."
 
 
+def pool_words(result: RunResult) -> str:
+    """Errors raised by the pool itself (its reserve(), or giving a client back), said as the pool's."""
+    sites = result.stats.errors_by_site()
+    parts = []
+    if sites["reserve"]:
+        count, top = sum(sites["reserve"].values()), ", ".join(f"{name} {n:,}" for name, n in sites["reserve"].items())
+        parts.append(f"The pool's reserve() raised {count:,} times ({top}): the pool could not lend a client, which "
+                     f"is the pool's failure, not memcached's (a list pool that is empty raises IndexError). Give it "
+                     f"as many clients as threads, or make reserve() wait for one.")
+    if sites["release"]:
+        count = sum(sites["release"].values())
+        parts.append(f"Giving clients back to the pool raised {count:,} times "
+                     f"({', '.join(f'{name} {n:,}' for name, n in sites['release'].items())}).")
+    return " ".join(parts)
+
+
 def explain(result: RunResult, hang_timeout_s: float) -> str:
     """Why the run ended as it did, and what to do; empty for a clean run."""
     outcome = result.outcome
-    hint = SHARED_HINT if result.strategy == "shared" else ""
+    hint = " ".join(part for part in (pool_words(result), SHARED_HINT if result.strategy == "shared" else "") if part)
     if outcome.outcome == "crashed":
         said = f'; its last words on stderr were "{outcome.stderr_tail}"' if outcome.stderr_tail else ""
         text = (f"A worker process was killed by {outcome.signal} {outcome.lifetime_s:.1f} s after it started"

@@ -172,6 +172,14 @@ class BenchSession(Session):
                 return True
         return False
 
+    def extras(self) -> dict[str, Any]:
+        """A sweep's verdicts per strategy (the highest rate sustained, the knee)."""
+        if len(self.options.rates) < 2:
+            return {}
+        from mcpool_cli.bench.sweep import sweep
+
+        return {"sweep": [one.to_json() for one in sweep(self.results, self.options.budget)]}
+
     def other_outputs(self) -> list[tuple[str, bytes, str, str]]:
         if not self.options.hdr_log:
             return []
