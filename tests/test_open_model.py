@@ -121,7 +121,7 @@ def test_a_closed_run_has_a_timeline_but_no_rate_block(bench_json):
 
 def test_a_sweep_runs_each_rate_for_each_strategy_and_judges_the_budget(bench):
     code, out, err = bench("--strategy", "per-thread", "--strategy", "fifo", "--pool-size", "1", "--rate", "300,900",
-                           "--budget", "p99<1s", "--duration", "600ms", "--json", "-")
+                           "--budget", "p99<1s", "--duration", "500ms", "--json", "-")
     assert code == 0, err
     doc = json.loads(out)
     assert [(run["strategy"], run["rate"]["target_per_s"]) for run in doc["runs"]] == [
@@ -130,14 +130,8 @@ def test_a_sweep_runs_each_rate_for_each_strategy_and_judges_the_budget(bench):
     assert set(sweep) == {"per-thread", "fifo"}
     assert sweep["per-thread"]["max_sustained_per_s"] == 900  # a light load, far inside a 1 s budget
     assert [point["rate_per_s"] for point in sweep["fifo"]["points"]] == [300, 900]
-
-
-def test_the_sweep_report_says_what_each_strategy_sustained(bench):
-    code, out, err = bench("--strategy", "per-thread", "--rate", "300,600", "--budget", "p99<1s", "--duration",
-                           "500ms")
-    assert code == 0, err
-    assert "latency against offered load" in out
-    assert "per-thread: sustained up to 600 ops/s within p99<1s" in out
+    assert "latency against offered load" in err  # the report goes to stderr when the JSON takes stdout
+    assert "per-thread: sustained up to 900 ops/s within p99<1s" in err
 
 
 def test_a_pool_that_raises_in_reserve_is_told_as_the_pool_s_failure(bench_json):
@@ -155,8 +149,8 @@ def test_a_pool_that_raises_in_reserve_is_told_as_the_pool_s_failure(bench_json)
 
 def test_the_hdr_log_is_read_back_by_hdrh(bench, tmp_path):
     log = tmp_path / "run.hlog"
-    code, out, err = bench("--strategy", "per-thread", "--strategy", "fifo", "--rate", "500", "--duration", "1s",
-                           "--interval", "500ms", "--hdr-log", str(log), "--json", "-")
+    code, out, err = bench("--strategy", "per-thread", "--strategy", "fifo", "--rate", "500", "--duration", "600ms",
+                           "--interval", "200ms", "--hdr-log", str(log), "--json", "-")
     assert code == 0, err
     doc = json.loads(out)
     reader = HistogramLogReader(str(log), HdrHistogram(1, 3_600_000_000_000, 3))
