@@ -48,6 +48,12 @@ def not_applicable(row: dict[str, Any], metric: str) -> str:
     return "n/a: no acquire step" if scope == "acquire" else f"n/a: no {scope} ops"
 
 
+def row_label(document: dict[str, Any], row: dict[str, Any]) -> str:
+    """The strategy, and in the open model its offered rate (a sweep has one run per strategy and rate)."""
+    rate = (row.get("rate") or {}).get("target_per_s")
+    return f"{row.get('strategy', '?')}" + (f" @{rate:g}/s" if rate else "")
+
+
 def junit_case(kind: Kind, row: dict[str, Any]) -> tuple[str, str | None]:
     """A run passes when it finished, did work, and saw no error and no wrong value."""
     problems = [f"outcome {row.get('outcome')}"] if row.get("outcome") != "ok" else []
@@ -66,5 +72,5 @@ KIND = Kind(
     good_verdicts=("clean",), verdict_styles=OUTCOME_STYLE, modes=("bench",), rows="runs",
     quick_keys=("duration", "warmup"), time_metrics=LATENCY,
     metrics_hint=" (and get./set./acquire./uncorrected./lateness. latencies)",
-    metric_value=metric_value, not_applicable=not_applicable, junit_case=junit_case,
+    metric_value=metric_value, not_applicable=not_applicable, junit_case=junit_case, row_label=row_label,
     words=f"bench results ({RESULT_SCHEMA})")

@@ -412,7 +412,13 @@ class BenchRow:
 
     @property
     def name(self) -> str:
-        return f"{self.label} {self.result.strategy}"
+        return f"{self.label} {self.strategy}"
+
+    @property
+    def strategy(self) -> str:
+        """The strategy, with its offered rate in the open model."""
+        rate = f" @{format_rate(self.result.rate)}/s" if self.result.rate else ""
+        return f"{self.result.strategy}{rate}"
 
     @property
     def finished(self) -> bool:
@@ -423,12 +429,12 @@ def bench_rows(docs: list[Any]) -> list[BenchRow]:
     """One row per (document, strategy), grouped by strategy, documents in order."""
     rows = [BenchRow(doc.label, result, latency_summary_us(result.stats.all_ops_histogram()))
             for doc in docs for result in doc.content.results]
-    return [row for group in grouped(rows, lambda row: row.result.strategy) for row in group]
+    return [row for group in grouped(rows, lambda row: row.strategy) for row in group]
 
 
 def bench_baseline(row: BenchRow, rows: list[BenchRow], first_label: str) -> BenchRow:
     """The first document's run of the same strategy, or else the first run."""
-    return next((r for r in rows if r.label == first_label and r.result.strategy == row.result.strategy), rows[0])
+    return next((r for r in rows if r.label == first_label and r.strategy == row.strategy), rows[0])
 
 
 def compare(docs: list[Any]) -> RenderableType:
@@ -452,7 +458,7 @@ def compare(docs: list[Any]) -> RenderableType:
         relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if row.finished and base.finished else "-"
         outcome = row.result.outcome.outcome
         latency = ["-" if row.latency_us[k] is None else format_number(row.latency_us[k] / units[k][1]) for k in units]
-        table.add_row(outside(row.label), outside(row.result.strategy),
+        table.add_row(outside(row.label), outside(row.strategy),
                       *([outside(outcome, OUTCOME_STYLE.get(outcome, ""))] if show_outcome else []),
                       f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
     legend = Text(f"speed: ops/s divided by those of {printable(docs[0].label)}'s run of the same strategy (or of the first "
