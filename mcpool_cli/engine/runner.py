@@ -124,8 +124,9 @@ class WorkerProcess:
         for line in stream:
             try:
                 events.put((self, json.loads(line)))
-            except ValueError:
-                self.stderr_tail.append(line.decode(errors="replace").rstrip()[:STDERR_LINE_CHARS])
+            except ValueError:  # a message cut short by the worker's death is no last word of its own
+                if not line.startswith(b'{"type":'):
+                    self.stderr_tail.append(line.decode(errors="replace").rstrip()[:STDERR_LINE_CHARS])
         events.put((self, None))
 
     def _read_stderr(self) -> None:
