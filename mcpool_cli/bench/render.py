@@ -337,8 +337,8 @@ def sweep_view(session: Any) -> RenderableType:
     sweeps = sweep(session.results, budget)
     rates = sorted({point.rate for one in sweeps for point in one.points})
     unit = pick_unit(point.p99_us for one in sweeps for point in one.points)
-    table = Table(title=f"latency against offered load (p99 from the intended start, {unit[0]})", title_justify="left",
-                  box=None, pad_edge=False)
+    table = Table(title=f"latency against offered load: p99 in {unit[0]}", title_justify="left", box=None,
+                  pad_edge=False)
     table.add_column("strategy")
     for rate in rates:
         table.add_column(f"{format_rate(rate)}/s", justify="right", no_wrap=True)
@@ -367,8 +367,8 @@ def sweep_view(session: Any) -> RenderableType:
         elif one.floor_us:
             words += f"; p99 stayed within 2× its floor ({format_duration_us(one.floor_us)})"
         sentences.append(words + "\n")
-    legend = Text("red: not sustained (under 98% of the rate delivered, an unclean run, or over the budget)",
-                  style="dim")
+    legend = Text("p99 from each op's intended start; red: not sustained (under 98% of the rate delivered, an "
+                  "unclean run, or over the budget)", style="dim")
     return Group(Fitted(table, ()), legend, sentences)
 
 
@@ -434,7 +434,9 @@ def bench_rows(docs: list[Any]) -> list[BenchRow]:
 
 def bench_baseline(row: BenchRow, rows: list[BenchRow], first_label: str) -> BenchRow:
     """The first document's run of the same strategy, or else the first run."""
-    return next((r for r in rows if r.label == first_label and r.strategy == row.strategy), rows[0])
+    firsts = [r for r in rows if r.label == first_label]
+    return next((r for r in firsts if r.strategy == row.strategy),
+                next((r for r in firsts if r.result.strategy == row.result.strategy), rows[0]))
 
 
 def compare(docs: list[Any]) -> RenderableType:
@@ -455,7 +457,8 @@ def compare(docs: list[Any]) -> RenderableType:
                          min_width=label_width if name == "run" else None)
     for row in rows:
         base = bench_baseline(row, rows, docs[0].label)
-        relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if row.finished and base.finished else "-"
+        comparable = row.finished and base.finished and not (row.result.rate or base.result.rate)
+        relative = f"{row.result.ops_per_s / base.result.ops_per_s:.2f}" if comparable else "-"
         outcome = row.result.outcome.outcome
         latency = ["-" if row.latency_us[k] is None else format_number(row.latency_us[k] / units[k][1]) for k in units]
         table.add_row(outside(row.label), outside(row.strategy),
@@ -463,7 +466,8 @@ def compare(docs: list[Any]) -> RenderableType:
                       f"{row.result.ops_per_s:,.0f}", relative, *latency, f"{row.result.error_count:,}")
     legend = Text(f"speed: ops/s divided by those of {printable(docs[0].label)}'s run of the same strategy (or of the first "
                   "run); above 1 is faster (bench's own `relative` column is the other way round: how many times "
-                  "slower than the fastest)", style="dim")
+                  "slower than the fastest); none for runs at an offered --rate, whose ops/s is what was asked",
+                  style="dim")
     return Group(Fitted(table, COMPARE_DROPPED), legend, *bench_changes(rows, docs[0].label), *option_notes(docs),
                  Text(""))
 
@@ -482,10 +486,15 @@ def bench_changes(rows: list[BenchRow], first_label: str) -> list[Text]:
 
 
 def speed_sentence(row: BenchRow, base: BenchRow) -> str:
-    ratio = row.result.ops_per_s / base.result.ops_per_s
-    words = ("as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:.2f}× faster than" if ratio > 1
-             else f"{1 / ratio:.2f}× slower than")
-    sentence = f"{row.name} ran {words} {base.name}"
+    """How a run compares with its baseline: speed, then p99 and errors. Runs at an offered rate (the open model)
+    ran as fast as they were asked to: only their latency and errors are compared."""
+    if row.result.rate or base.result.rate:
+        sentence = f"{row.name} against {base.name}"
+    else:
+        ratio = row.result.ops_per_s / base.result.ops_per_s
+        words = ("as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:.2f}× faster than" if ratio > 1
+                 else f"{1 / ratio:.2f}× slower than")
+        sentence = f"{row.name} ran {words} {base.name}"
     before, after = base.latency_us["p99"], row.latency_us["p99"]
     if before and after is not None:
         sentence += (f"; p99 {format_duration_us(before)} → {format_duration_us(after)} "
