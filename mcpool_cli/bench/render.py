@@ -433,7 +433,7 @@ def bench_rows(docs: list[Any]) -> list[BenchRow]:
 
 
 def bench_baseline(row: BenchRow, rows: list[BenchRow], first_label: str) -> BenchRow:
-    """The first document's run of the same strategy, or else the first run."""
+    """The first document's run of the same strategy and rate, else of the same strategy, else its first run."""
     firsts = [r for r in rows if r.label == first_label]
     return next((r for r in firsts if r.strategy == row.strategy),
                 next((r for r in firsts if r.result.strategy == row.result.strategy), rows[0]))
