@@ -158,6 +158,9 @@ def rate_line(result: RunResult) -> Text | None:
         text.append(" · lateness p99 ", style="dim").append(format_duration_us(lateness), style="bold")
     text.append(" · still due at the end ", style="dim").append(f"{block['due_at_end']:,}",
                                                                  style="bold yellow" if block["due_at_end"] else "bold")
+    if short and result.outcome.outcome == "ok":
+        text.append(f"\nthe threads could not keep up with {format_rate(result.rate)} ops/s: the latency above is that "
+                    f"of an overloaded client (more --threads or --processes, or a lower --rate)", style="yellow")
     return text
 
 
