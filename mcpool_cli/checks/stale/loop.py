@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from mcpool_cli.engine.pacing import Pacer, lower_timer_slack, sleep_until
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, leased_call
 from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, prepare_key_space, start_load_threads
@@ -90,41 +91,49 @@ class StaleTiming:
 
 def stale_thread(strategy: Strategy, space: KeySpace, timing: StaleTiming, mix: tuple[tuple[str, int], ...],
                  seed: int, sink: Callable[[StaleBatch], None], flush_ns: int, ttl_s: int) -> None:
-    """Paced ops until `end_ns`; a batch goes to `sink` every `flush_ns` and at the end."""
+    """Paced ops until `end_ns`; a batch goes to `sink` every `flush_ns` and at the end.
+
+    Due times come from the one pacer (constant spacing, the first one spread over the first gap by `seed`);
+    ops whose whole gap passed while the thread was stuck are counted as skipped, not made up in a burst.
+    """
+    lower_timer_slack()
     rng = random.Random(seed)
     ops, weights = [op for op, _ in mix], [weight for _, weight in mix]
-    interval = int(1e9 / timing.rate)
-    due = timing.start_ns + rng.randrange(interval)  # threads spread over the first interval
+    pacer = Pacer(timing.rate, timing.start_ns, "constant", seed)
     batch, next_flush = StaleBatch(), time.monotonic_ns() + flush_ns
     paused, end = timing.resume is None, timing.end_ns
-    while due < end:
+    while pacer.due < end:
         now = time.monotonic_ns()
-        if not paused and due >= timing.pause_start_ns:  # the idle fault: wait until the parent says resume
+        if not paused and pacer.due >= timing.pause_start_ns:  # the idle fault: wait until the parent says resume
             paused = True
             sink(batch)
             batch = StaleBatch()
-            timing.resume.wait(MAX_PAUSE_S)  # type: ignore[union-attr]
-            due = now = time.monotonic_ns()
+            now = wait_for_resume(timing)
+            pacer.restart(now)
             end += now - timing.pause_start_ns  # the pause does not eat into the load after it
-        if now < due:
-            time.sleep((due - now) / 1e9)
-        elif now - due >= interval:  # stuck past whole slots: those ops are lost, not made up in a burst
-            missed = (now - due) // interval
-            batch.skipped += missed
-            due += missed * interval
+        if now < pacer.due:
+            sleep_until(pacer.due, now)
+        else:
+            batch.skipped += pacer.skip_missed(now)
         op, index = rng.choices(ops, weights)[0], rng.randrange(len(space.keys))
         count = MULTI_KEYS if op == "get_multi" else 1
         chosen = [(space.keys[i % len(space.keys)], space.values[i % len(space.keys)])
                   for i in range(index, index + count)]
         failed = one_op(strategy, op, chosen, batch, end, ttl_s)
         batch.scheduled += 1
-        due += interval
+        pacer.advance()
         if failed:
             time.sleep(FAIL_PAUSE_S)
         if time.monotonic_ns() >= next_flush:
             sink(batch)
             batch, next_flush = StaleBatch(), time.monotonic_ns() + flush_ns
     sink(batch)
+
+
+def wait_for_resume(timing: StaleTiming) -> int:
+    """The idle fault's pause: block until the parent's `resume` (bounded by MAX_PAUSE_S); when it ended."""
+    timing.resume.wait(MAX_PAUSE_S)  # type: ignore[union-attr]
+    return time.monotonic_ns()
 
 
 def one_op(strategy: Strategy, op: str, items: list[tuple[str, bytes]], batch: StaleBatch, deadline_ns: int,
