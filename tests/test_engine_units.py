@@ -98,3 +98,23 @@ def test_a_constant_pacer_spreads_its_first_op_and_keeps_the_mean_gap():
     assert [pacer.advance() - first for _ in range(3)] == [5_000_000, 10_000_000, 15_000_000]
     pacer.restart(7 * 10**9)
     assert pacer.due == 7 * 10**9 and pacer.skip_missed(7 * 10**9 + 4_999_999) == 0
+
+
+def test_fold_after_files_later_intervals_under_the_last_one():
+    from collections import Counter
+
+    from mcpool_cli.engine.timeline import Timeline
+
+    timeline = Timeline(0.5, 1)
+    for slot, ok, failed, latency_ns in ((0, 3, 0, 1_000), (1, 2, 1, 2_000), (2, 1, 0, 9_000_000), (4, 0, 2, 0)):
+        timeline.count(slot, ok, failed, failed)
+        if latency_ns:
+            timeline.record(slot, Counter({latency_ns: ok}))
+    timeline.seal_old()
+    timeline.fold_after(1)
+    rows = timeline.to_json(1.0)
+    assert [(row["ops"], row["failed_ops"], row["errors"]) for row in rows] == [(3, 0, 0), (3, 3, 3)]
+    assert rows[1]["latency_us"]["max"] == pytest.approx(9_000, rel=1e-3)  # the late op's latency came along
+    assert rows[1]["latency_us"]["p50"] == pytest.approx(2, rel=1e-3)  # an empty interval added no 0
+    timeline.fold_after(5)
+    assert timeline.to_json(1.0) == rows
