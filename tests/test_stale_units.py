@@ -216,3 +216,27 @@ def test_a_session_with_timelines_reads_back_as_written():
     read = from_json(document)
     assert read.results == written.results and json.loads(json.dumps(read.to_json())) == document
 
+
+def test_the_report_draws_the_timeline_with_the_fault_marked():
+    stats = StaleStats(0.5)  # 4 s: failures from 1.0 s to 2.6 s, the server usable again at 2.2 s
+    oks = [t for t in range(0, 4000, 10) if not 1000 <= t < 2600]
+    stats.add_snapshot(snapshot(ok_ms=[(t, 1) for t in oks], latencies=[(t, 100_000) for t in oks],
+                                fail_ms=[(t, 1) for t in range(1000, 2600, 10)]))
+    over_time = stats.over_time(FaultTimes(start_ns=T0_NS + 1000 * MS, back_ns=T0_NS + 2200 * MS), 4.0)
+    result = StaleCheck.judged("fifo", "defaults", (), "freeze", WorkerOutcome(), figures(recovery_s=0.4),
+                               "frozen", 5.0, over_time)
+    console = Console(file=io.StringIO(), width=100)
+    render(StaleSession(StaleOptions(strategies=("fifo",), fault="freeze"),
+                        Servers((parse_server("127.0.0.1:11311"),), False, "1.6.21"), run_id="ab12cd34",
+                        results=[result]), console)
+    lines = console.file.getvalue().splitlines()
+    title = next(i for i, line in enumerate(lines) if "over time" in line)
+    assert "0.5 s a mark, 0–3.99 s from the load's start" in lines[title]
+    ok, failed, p99, marks, words = lines[title + 1:title + 6]
+    column = ok.index("█")  # the first mark's column
+    assert ok.split()[0] == "ok/s" and ok[column:column + 8] == "██   ▇██"  # 2.5–3 s: 0.4 s of successes
+    assert failed.split()[0] == "failed/s" and failed[column:column + 8] == "  ███▂  "
+    assert p99.split()[0] == "p99" and p99[column:column + 8] == "▁▁···▁▁▁"  # one latency throughout: the floor
+    assert marks.split()[0] == "fault" and marks[column:column + 8] == "  ▼━▲✓  "
+    assert words.split() == ["▼", "fault", "struck", "+1.00", "s", "·", "▲", "server", "usable", "again", "+2.20",
+                             "s", "·", "✓", "recovered", "+2.60", "s"]
