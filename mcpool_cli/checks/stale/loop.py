@@ -127,8 +127,8 @@ def stale_thread(strategy: Strategy, space: KeySpace, timing: StaleTiming, mix: 
             end += now - timing.pause_start_ns  # the pause does not eat into the load after it
         if now < pacer.due:
             sleep_until(pacer.due, now)
-        else:
-            batch.skipped += pacer.skip_missed(now)
+        else:  # ops due at or after the end are not due at all: a thread stuck across the end skipped none of them
+            batch.skipped += pacer.skip_missed(min(now, end - 1))
         op, index = rng.choices(ops, weights)[0], rng.randrange(len(space.keys))
         count = MULTI_KEYS if op == "get_multi" else 1
         chosen = [(space.keys[i % len(space.keys)], space.values[i % len(space.keys)])
