@@ -123,7 +123,7 @@ def timeline(over_time: OverTime, figures: StaleFigures | None) -> RenderableTyp
     table.add_column(no_wrap=True, overflow="crop")
     table.add_column(no_wrap=True, style="dim")
     table.add_row("ok/s", sparkline(ok), f"{format_number(min(ok))}–{format_number(max(ok))}")
-    failed_line = sparkline(failed)
+    failed_line = sparkline(failed) if any(failed) else Text(" " * len(failed))  # none: blank, not "no data"
     failed_line.stylize("red")
     table.add_row("failed/s", failed_line,
                   f"up to {format_number(max(failed))}" if max(failed) else "none")
