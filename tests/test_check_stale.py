@@ -100,6 +100,15 @@ def test_restart_is_noticed_false_misses_counted_and_recovery_timed():
     assert result["verdict"] == "false-misses"
     assert code == 1
     assert memcached_pids() == before  # the restarted server was stopped too
+    # the timeline: every op in one interval, false misses as failed ops; the fault planned at --before (500ms)
+    rows = result["intervals"]
+    assert result["interval_s"] == 0.5 and [row["t_s"] for row in rows] == [i * 0.5 for i in range(len(rows))]
+    assert sum(row["ops"] for row in rows) == result["ops_ok"]
+    assert sum(row["failed_ops"] for row in rows) == result["ops_failed"]
+    assert sum(row["errors"] for row in rows) == result["error_count"]
+    assert 0.5 <= result["fault_at_s"] < result["back_at_s"]
+    failing = [row["t_s"] for row in rows if row["failed_ops"]]
+    assert failing and min(failing) >= result["fault_at_s"] // 0.5 * 0.5  # none before the fault's interval
 
 
 def test_drop_through_the_proxy_against_any_server(memcached, in_background):  # options: IN_BACKGROUND

@@ -2,7 +2,10 @@
 
 import signal
 
+import pytest
+
 from mcpool_cli.bench.loop import Batch, LoopTiming, Recorder
+from mcpool_cli.engine.pacing import ARRIVALS, GAP_MASK, Pacer
 from mcpool_cli.engine.runner import classify_exit
 from mcpool_cli.bench.loop import merge_batches
 
@@ -64,3 +67,54 @@ def test_slot_grid_tiles_an_interval_with_slots_of_at_most_an_eighth_of_a_second
     assert slot_grid(0.3) == (100_000_000, 3)
     assert slot_grid(0.05) == (50_000_000, 1)
     assert slot_grid(2.5) == (125_000_000, 20)
+
+def skipped_one_by_one(pacer, now_ns: int) -> int:
+    """What Pacer.skip_missed does, without its shortcut: one gap at a time."""
+    skipped = 0
+    while now_ns - pacer.due >= pacer.gaps[pacer.k & GAP_MASK]:
+        pacer.advance()
+        skipped += 1
+    return skipped
+
+
+@pytest.mark.parametrize("arrival", ARRIVALS)
+@pytest.mark.parametrize("rate, ops_before, behind_ns", [
+    (200, 0, 0), (200, 3, 4_999_999), (200, 3, 5_000_000), (200, 10, 12_345_678), (100_000, 7, 60_000_000_000),
+    (100_000, 5000, 81_920_000 * 2 + 1), (3333, 4095, 10**10)])
+def test_skip_missed_drops_whole_gaps_and_a_long_stall_at_once_the_same(arrival, rate, ops_before, behind_ns):
+    quick, slow = Pacer(rate, 10**9, arrival, seed=7), Pacer(rate, 10**9, arrival, seed=7)
+    for _ in range(ops_before):
+        quick.advance(), slow.advance()
+    now = quick.due + behind_ns
+    assert quick.skip_missed(now) == skipped_one_by_one(slow, now)
+    assert (quick.due, quick.k) == (slow.due, slow.k)
+    assert quick.due <= now < quick.due + quick.gaps[quick.k & GAP_MASK]  # the last op due stays due, starts now
+
+
+def test_a_constant_pacer_spreads_its_first_op_and_keeps_the_mean_gap():
+    pacer = Pacer(200, 10**9, "constant", seed=3)
+    assert 10**9 <= pacer.due < 10**9 + 5_000_000 and pacer.mean_gap_ns == 5_000_000
+    first = pacer.due
+    assert [pacer.advance() - first for _ in range(3)] == [5_000_000, 10_000_000, 15_000_000]
+    pacer.restart(7 * 10**9)
+    assert pacer.due == 7 * 10**9 and pacer.skip_missed(7 * 10**9 + 4_999_999) == 0
+
+
+def test_fold_after_files_later_intervals_under_the_last_one():
+    from collections import Counter
+
+    from mcpool_cli.engine.timeline import Timeline
+
+    timeline = Timeline(0.5, 1)
+    for slot, ok, failed, latency_ns in ((0, 3, 0, 1_000), (1, 2, 1, 2_000), (2, 1, 0, 9_000_000), (4, 0, 2, 0)):
+        timeline.count(slot, ok, failed, failed)
+        if latency_ns:
+            timeline.record(slot, Counter({latency_ns: ok}))
+    timeline.seal_old()
+    timeline.fold_after(1)
+    rows = timeline.to_json(1.0)
+    assert [(row["ops"], row["failed_ops"], row["errors"]) for row in rows] == [(3, 0, 0), (3, 3, 3)]
+    assert rows[1]["latency_us"]["max"] == pytest.approx(9_000, rel=1e-3)  # the late op's latency came along
+    assert rows[1]["latency_us"]["p50"] == pytest.approx(2, rel=1e-3)  # an empty interval added no 0
+    timeline.fold_after(5)
+    assert timeline.to_json(1.0) == rows

@@ -80,12 +80,13 @@ class Pacer:
     def __init__(self, rate_per_s: float, start_ns: int, arrival: str = "constant", seed: int = 0) -> None:
         rng = random.Random(seed)
         self.gaps = gap_cycle(rate_per_s, arrival, rng)
+        self.cycle_ns = sum(self.gaps)  # one whole cycle of gaps, whichever gap it starts from
         self.due = first_due(start_ns, self.gaps, rng)
         self.k = 0
 
     @property
     def mean_gap_ns(self) -> int:
-        return sum(self.gaps) // GAP_CYCLE
+        return self.cycle_ns // GAP_CYCLE
 
     def advance(self) -> int:
         """The next op's intended start."""
@@ -101,6 +102,11 @@ class Pacer:
         """Drop the ops whose whole gap has passed without them starting (a stuck thread): how many. The op due
         last before `now_ns` stays due, and starts now."""
         skipped = 0
+        if now_ns - self.due >= 2 * self.cycle_ns:  # a long stall at a high rate: whole cycles at once, same result
+            cycles = (now_ns - self.due) // self.cycle_ns - 1
+            self.due += cycles * self.cycle_ns
+            self.k += cycles * GAP_CYCLE
+            skipped = cycles * GAP_CYCLE
         while now_ns - self.due >= self.gaps[self.k & GAP_MASK]:
             self.advance()
             skipped += 1

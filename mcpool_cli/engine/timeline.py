@@ -80,6 +80,23 @@ class Timeline:
                 dropped += count
         return dropped
 
+    def fold_after(self, last: int) -> None:
+        """File every interval after `last` under it: ops that completed after a run's end belong to its last
+        interval (bench's workers file them so; check-stale's parent, which files by the millisecond, here)."""
+        later = sorted(index for index in self.intervals if index > last)
+        if not later:
+            return
+        target = self.at(last)
+        assert target is not None
+        for index in later:
+            late = self.intervals.pop(index)
+            target.ops, target.failed_ops = target.ops + late.ops, target.failed_ops + late.failed_ops
+            target.errors += late.errors
+            if late.live is not None or late.encoded:
+                histogram = late.histogram()
+                if histogram.get_total_count():  # an empty one would lower the target's min to 0
+                    target.histogram().add(histogram)
+
     def seal_old(self) -> None:
         """Encode the intervals well behind the newest (batches reach the parent within a second or so)."""
         if self.intervals:

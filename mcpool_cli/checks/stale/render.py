@@ -9,16 +9,20 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from mcpool_cli.checks.stale.analysis import StaleFigures
+from mcpool_cli.bench.render import format_seconds_short, sparkline
+from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import Fitted, format_seconds, outside
+from mcpool_cli.units import Fitted, format_duration_us, format_number, format_seconds, outside
 
 COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
 LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
           "that success after the server was usable again")
 TOLD = ("recovery", "outage", "false misses")  # what `mcpool compare` says changed, in this order
+TIMELINE_WIDTH = 60  # marks at most; intervals are grouped beyond that
+MARKS = {"fault": "▼", "back": "▲", "recovered": "✓", "during": "━"}
+WORDS = {"fault": "fault struck", "back": "server usable again", "recovered": "recovered"}
 
 
 def render(session: StaleSession, console: Any, saved: bool = False) -> None:
@@ -76,9 +80,9 @@ def check_notes(check: StaleCheck) -> list[RenderableType]:
     title = outside(f"{check.strategy} · {check.variant}: ", "bold")
     heading = title.append_text(outside(check.detail or "the fault was not injected", "dim", lines=True))
     figures = check.figures
-    if figures is None:
-        return [heading]
-    return [heading, *(Padding(note, (0, 0, 0, 2)) for note in figure_notes(figures))]
+    over_time = [] if check.over_time is None else [timeline(check.over_time, figures)]
+    notes = [] if figures is None else figure_notes(figures)
+    return [heading, *(Padding(note, (0, 0, 0, 2)) for note in [*notes, *over_time] if note is not None)]
 
 
 def figure_notes(figures: StaleFigures) -> list[Text]:
@@ -98,6 +102,62 @@ def figure_notes(figures: StaleFigures) -> list[Text]:
         notes.append(outside(f"{figures.unverified_misses} misses while the keys were being written back to the "
                              "new server: real ones, not counted", "yellow"))
     return notes
+
+
+def timeline(over_time: OverTime, figures: StaleFigures | None) -> RenderableType | None:
+    """ok ops/s, failed ops/s and p99 per interval (grouped when there are many), and a row that marks where
+    the fault struck (▼), lasted (━) and ended (▲), and where the load recovered (✓)."""
+    rows = over_time.timeline.to_json(over_time.measured_s)
+    if len(rows) < 2:
+        return None
+    group = -(-len(rows) // TIMELINE_WIDTH)
+    chunks = [rows[i:i + group] for i in range(0, len(rows), group)]
+    mark_s = group * over_time.timeline.interval_s
+    ok = [sum(r["ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
+    failed = [sum(r["failed_ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
+    p99s = [max((r["latency_us"]["p99"] for r in chunk if r["latency_us"]["p99"] is not None), default=None)
+            for chunk in chunks]
+    known = [p for p in p99s if p is not None]
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(no_wrap=True, style="dim")
+    table.add_column(no_wrap=True, overflow="crop")
+    table.add_column(no_wrap=True, style="dim")
+    table.add_row("ok/s", sparkline(ok), f"{format_number(min(ok))}–{format_number(max(ok))}")
+    failed_line = sparkline(failed) if any(failed) else Text(" " * len(failed))  # none: blank, not "no data"
+    failed_line.stylize("red")
+    table.add_row("failed/s", failed_line,
+                  f"up to {format_number(max(failed))}" if max(failed) else "none")
+    table.add_row("p99" if group == 1 else "p99 (worst)", sparkline(p99s, log=True),
+                  f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else "no op succeeded")
+    title = Text(f"over time: {format_seconds_short(mark_s)} a mark, "
+                 f"0–{format_seconds(over_time.measured_s)} from the load's start", style="italic")
+    marks = fault_marks(over_time, figures, mark_s, len(chunks))
+    if marks is None:
+        return Group(title, table)
+    table.add_row("fault", marks[0], "")
+    return Group(title, table, marks[1])
+
+
+def fault_marks(over_time: OverTime, figures: StaleFigures | None, mark_s: float,
+                width: int) -> tuple[Text, Text] | None:
+    """The marks row of the timeline and what its marks stand for; None when the fault was not injected."""
+    if over_time.fault_at_s is None:
+        return None
+    moments = {"fault": over_time.fault_at_s, "back": over_time.back_at_s,
+               "recovered": None if figures is None or figures.recovery_s is None or over_time.back_at_s is None
+               else over_time.back_at_s + figures.recovery_s}
+    column = {name: None if at is None else min(width - 1, int(at / mark_s)) for name, at in moments.items()}
+    cells = [" "] * width
+    start, end = column["fault"], column["back"] if column["back"] is not None else width
+    for index in range(start + 1, end):
+        cells[index] = MARKS["during"]
+    for name in ("fault", "back", "recovered"):  # a later moment in the same mark wins
+        if column[name] is not None:
+            cells[column[name]] = MARKS[name]
+    words = [f"{MARKS[name]} {WORDS[name]} +{format_seconds(at)}" for name, at in moments.items() if at is not None]
+    if moments["recovered"] is None:
+        words.append("never recovered")
+    return Text("".join(cells), style="bold yellow"), Text(" · ".join(words), style="dim")
 
 
 # ---------------------------------------------------------------- saved documents side by side (mcpool compare)

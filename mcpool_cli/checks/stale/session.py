@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli.checks.stale.analysis import StaleFigures, StaleStats, analyse
-from mcpool_cli.checks.stale.faults import DropFault, Fault, FreezeFault, IdleFault, RestartFault
+from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures, StaleStats, analyse, interval_for
+from mcpool_cli.checks.stale.faults import DropFault, Fault, FaultTimes, FreezeFault, IdleFault, RestartFault
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
@@ -117,16 +117,20 @@ class StaleCheck:
     bound_s: float
     verdict: str
     advice: str
+    over_time: OverTime | None = None  # None for a result saved before check-stale kept a timeline
 
     @classmethod
     def judged(cls, strategy: str, variant: str, behaviors: Behaviors, fault: str, worker: WorkerOutcome,
-               figures: StaleFigures | None, detail: str, bound_s: float) -> "StaleCheck":
+               figures: StaleFigures | None, detail: str, bound_s: float,
+               over_time: OverTime | None = None) -> "StaleCheck":
         """The check of a run that just ended, with its verdict and advice worked out once."""
         verdict = stale_verdict(worker.outcome, figures, bound_s)
         return cls(strategy, variant, behaviors, fault, worker.outcome, figures, detail, bound_s, verdict,
-                   stale_advice(verdict, figures, bound_s, worker))
+                   stale_advice(verdict, figures, bound_s, worker), over_time)
 
     def to_json(self) -> dict[str, Any]:
+        """The result's row: its figures, then (`interval_s`, `fault_at_s`, `back_at_s`, `intervals`) its timeline."""
+        timeline = {} if self.over_time is None else self.over_time.to_json()
         figures = self.figures
         data: dict[str, Any] = {"strategy": self.strategy, "behaviors": dict(self.behaviors),
                                 "variant": self.variant, "fault": self.fault, "verdict": self.verdict,
@@ -134,10 +138,10 @@ class StaleCheck:
                                 "recovery_bound_s": self.bound_s, "advice": self.advice}
         if figures is None:
             return {**data, "false_misses": None, "error_count": None, "errors": {}, "outage_s": None,
-                    "recovery_s": None}
+                    "recovery_s": None, **timeline}
         return {**data, **dataclasses.asdict(figures), "error_count": figures.error_count,
                 "unexplained_errors": figures.unexplained_errors,
-                "ops_failed": figures.ops_failed, "ops_lost": figures.ops_lost}
+                "ops_failed": figures.ops_failed, "ops_lost": figures.ops_lost, **timeline}
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "StaleCheck":
@@ -146,7 +150,7 @@ class StaleCheck:
             StaleFigures, {"errors_before_fault": 0, "errors_after_settled": 0, **row}, True))
         return cls(str(row["strategy"]), str(row["variant"]), tuple(row["behaviors"].items()), str(row["fault"]),
                    str(row["outcome"]), figures, str(row["fault_detail"] or ""), float(row["recovery_bound_s"]),
-                   str(row["verdict"]), str(row["advice"]))
+                   str(row["verdict"]), str(row["advice"]), OverTime.from_json(row))
 
 
 @dataclass
@@ -177,15 +181,17 @@ class StaleSession(Session):
         strategy, label, behaviors = self.runs()[name]
         plan = self.plan(strategy, label, behaviors)
         fault = self.fault(plan)
-        stats = StaleStats()
+        stats = StaleStats(interval_for(plan.duration_s))
         try:
             outcomes, interrupted = run_workers(plan, listener, stats, driver=fault)
         finally:
             self.undo(fault)
-        figures = analyse(stats.total, fault.times) if fault.happened else None
+        times = fault.times if fault.happened else None
+        figures = None if times is None else analyse(stats.total, times)
         self.results.append(StaleCheck.judged(strategy, label, behaviors, self.options.fault,
                                               worst_outcome(list(outcomes)), figures, fault.times.detail,
-                                              self.options.recover_within_s))
+                                              self.options.recover_within_s,
+                                              stats.over_time(times, self.load_s(plan, fault.times))))
         self.stopped_early = getattr(fault, "failure", "")
         return interrupted
 
@@ -201,6 +207,13 @@ class StaleSession(Session):
             hang_timeout_s=options.hang_timeout_s + options.longest_silence_s, import_path=options.import_path,
             mode="stale", settings=(("rate", options.rate),
                                     ("pause_at_s", options.before_s if options.fault == "idle" else 0.0)))
+
+    def load_s(self, plan: RunPlan, times: FaultTimes) -> float | None:
+        """How long the load ran as planned, from its start: the idle fault's pause adds to it (None when that
+        pause never ended)."""
+        if self.options.fault != "idle":
+            return plan.duration_s
+        return plan.duration_s + (times.back_ns - times.start_ns) / 1e9 if times.back_ns else None
 
     def fault(self, plan: RunPlan) -> Fault:
         options = self.options
