@@ -235,3 +235,35 @@ def header_word(header: Any) -> str:
     """A column's header up to its first space or newline: `p99.9 ms` → `p99.9`."""
     text = header_text(header)
     return text.split(None, 1)[0] if text.strip() else ""
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+TIMELINE_WIDTH = 60  # marks at most in a timeline's sparklines; intervals are grouped beyond that
+
+
+def sparkline(values: list[float | None], log: bool = False) -> Any:
+    """One character per value, from ▁ to █, on a scale from 0 (or, with `log`, the least value) to the
+    greatest; a missing value is a dim dot, a zero a blank (a stall shows as a gap)."""
+    from rich.text import Text  # rich loads with a report, not with `mcpool --help`
+
+    present = [v for v in values if v]
+    text = Text()
+    if not present:
+        return text.append("·" * len(values), style="dim")
+    top, bottom = max(present), (min(present) if log else 0.0)
+    for value in values:
+        if value is None:
+            text.append("·", style="dim")
+        elif value == 0:
+            text.append(" ")
+        else:
+            if log:
+                share = 0.0 if top == bottom else math.log(value / bottom) / math.log(top / bottom)
+            else:
+                share = value / top
+            text.append(SPARKS[min(len(SPARKS) - 1, int(share * len(SPARKS)))], style="cyan")
+    return text
+
+
+def format_seconds_short(value_s: float) -> str:
+    return f"{value_s:g} s" if value_s < 120 else f"{value_s / 60:g} min"

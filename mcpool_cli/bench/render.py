@@ -16,7 +16,8 @@ from mcpool_cli.bench.results import LATE, SENT, RunResult
 from mcpool_cli.bench.sweep import SUSTAINED_SHARE, sweep
 from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
 from mcpool_cli.report.compare import grouped, option_notes
-from mcpool_cli.units import Fitted, format_duration_us, format_number, outside, pick_unit, printable, unit_for
+from mcpool_cli.units import (TIMELINE_WIDTH, Fitted, format_duration_us, format_number, format_seconds_short,
+                              outside, pick_unit, printable, sparkline, unit_for)
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
 BAR_WIDTH = 40
@@ -164,32 +165,6 @@ def rate_line(result: RunResult) -> Text | None:
     return text
 
 
-SPARKS = "▁▂▃▄▅▆▇█"
-TIMELINE_WIDTH = 60
-
-
-def sparkline(values: list[float | None], log: bool = False) -> Text:
-    """One character per value, from ▁ to █, on a scale from 0 (or, with `log`, the least value) to the
-    greatest; a missing value is a dim dot, a zero a blank (a stall shows as a gap)."""
-    present = [v for v in values if v]
-    text = Text()
-    if not present:
-        return text.append("·" * len(values), style="dim")
-    top, bottom = max(present), (min(present) if log else 0.0)
-    for value in values:
-        if value is None:
-            text.append("·", style="dim")
-        elif value == 0:
-            text.append(" ")
-        else:
-            if log:
-                share = 0.0 if top == bottom else math.log(value / bottom) / math.log(top / bottom)
-            else:
-                share = value / top
-            text.append(SPARKS[min(len(SPARKS) - 1, int(share * len(SPARKS)))], style="cyan")
-    return text
-
-
 def timeline(result: RunResult) -> RenderableType | None:
     """Throughput and p99 per interval, as two sparklines (intervals grouped when there are many)."""
     rows = result.stats.timeline.to_json(result.measured_s)
@@ -213,10 +188,6 @@ def timeline(result: RunResult) -> RenderableType | None:
     spread = f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else "no successful op"
     table.add_row(worst, sparkline(p99s, log=True), spread)
     return Group(Text(title, style="italic"), table)
-
-
-def format_seconds_short(value_s: float) -> str:
-    return f"{value_s:g} s" if value_s < 120 else f"{value_s / 60:g} min"
 
 
 SITE_WORDS = {"reserve": "in the pool's reserve()", "op": "in the op", "release": "giving the client back"}

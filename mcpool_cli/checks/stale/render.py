@@ -9,18 +9,17 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from mcpool_cli.bench.render import format_seconds_short, sparkline
 from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import Fitted, format_duration_us, format_number, format_seconds, outside
+from mcpool_cli.units import (TIMELINE_WIDTH, Fitted, format_duration_us, format_number, format_seconds,
+                              format_seconds_short, outside, sparkline)
 
 COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
 LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
           "that success after the server was usable again")
 TOLD = ("recovery", "outage", "false misses")  # what `mcpool compare` says changed, in this order
-TIMELINE_WIDTH = 60  # marks at most; intervals are grouped beyond that
 MARKS = {"fault": "▼", "back": "▲", "recovered": "✓", "during": "━"}
 WORDS = {"fault": "fault struck", "back": "server usable again", "recovered": "recovered"}
 
