@@ -5,9 +5,10 @@ always meets a warmer server); prints each pair and, per thread count, the media
 mcpool >= 0.95x the bare loop's ops/s and its p99 <= 1.2x the loop's (issue 11).
 
 Each run's CPU is sampled from /proc while the load runs (the intervals in which memcached works): the cores
-used by memcached, the loop (bare), and mcpool's parent and worker, so where mcpool's cost goes shows too.
+used by memcached, the loop (bare), and mcpool's parent and worker, so where mcpool's cost goes shows too; and
+the cores everything else on the machine used meanwhile ("others"): a pair run beside other load is noise.
 
-    python benchmarks/bench_vs_bare.py [--threads 4,12,32] [--pairs 3] [--duration 10]
+    python benchmarks/bench_vs_bare.py [--threads 4,12,32] [--pairs 3] [--duration 10] [--mcpool-src DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def cpu_s(pid: int) -> float | None:
         return None
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = open("/proc/stat").readline().split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / TICK
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(p) for task in os.listdir(f"/proc/{pid}/task")
@@ -49,20 +56,24 @@ def children(pid: int) -> list[int]:
 
 
 class CpuSampler:
-    """CPU seconds per role (memcached, the run's process, its worker), summed over the intervals of load."""
+    """CPU seconds per role (memcached, the run's process, its worker), summed over the intervals of load, and
+    `others`: what the rest of the machine used meanwhile (other people's runs: noise to read the pair by)."""
 
     def __init__(self, server_pid: int, process_pid: int) -> None:
         self.roles: dict[str, Callable[[], list[int]]] = {
             "memcached": lambda: [server_pid], "main": lambda: [process_pid],
             "worker": lambda: children(process_pid)}
         self.last: dict[str, dict[int, float]] = {role: {} for role in self.roles}
-        self.busy = {role: 0.0 for role in self.roles}
+        self.busy = {role: 0.0 for role in (*self.roles, "others")}
         self.busy_s = 0.0
         self.at = time.monotonic()
+        self.machine_at = machine_busy_s()
 
     def sample(self) -> None:
         now = time.monotonic()
         used = {role: self._used(role) for role in self.roles}
+        machine, self.machine_at = self.machine_at, machine_busy_s()
+        used["others"] = max(0.0, self.machine_at - machine - sum(used.values()))
         if used["memcached"] > BUSY_SHARE * (now - self.at):
             self.busy_s += now - self.at
             for role, seconds in used.items():
@@ -85,9 +96,9 @@ class CpuSampler:
         return {role: seconds / self.busy_s if self.busy_s else 0.0 for role, seconds in self.busy.items()}
 
 
-def run_sampled(command: list[str], server_pid: int) -> tuple[str, dict[str, float]]:
+def run_sampled(command: list[str], server_pid: int, env: dict[str, str] | None = None) -> tuple[str, dict[str, float]]:
     """Run a command to its end, sampling CPU; its stdout and the cores each role used while loading."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     sampler = CpuSampler(server_pid, proc.pid)
     sampler.sample()
     while proc.poll() is None:
@@ -105,25 +116,27 @@ def run_bare(server: str, server_pid: int, threads: int, duration_s: float) -> d
     return {**json.loads(out), "cores": cores}
 
 
-def run_mcpool(server: str, server_pid: int, threads: int, duration_s: float) -> dict:
+def run_mcpool(server: str, server_pid: int, threads: int, duration_s: float, source: str | None) -> dict:
+    env = None if source is None else dict(os.environ, PYTHONPATH=source)  # the worker inherits it
     out, cores = run_sampled([sys.executable, "-m", "mcpool_cli", "bench", "-s", server, "--strategy",
                               "per-thread", "--threads", str(threads), "--duration", f"{duration_s}s", "--quiet",
-                              "--json", "-"], server_pid)
+                              "--json", "-"], server_pid, env)
     run = json.loads(out)["runs"][0]
     return {"ops": run["ops"], "ops_per_s": run["ops_per_s"], "p50_us": run["latency_us"]["p50"],
             "p99_us": run["latency_us"]["p99"], "cores": cores}
 
 
 HEADER = (f"{'pair':>4} {'first':>6} {'bare ops/s':>11} {'mcpool ops/s':>13} {'ratio':>6} {'bare p99':>9} "
-          f"{'mcpool p99':>11} {'ratio':>6}   cores while loading: bare (loop, mc) | mcpool (parent, worker, mc)")
+          f"{'mcpool p99':>11} {'ratio':>6}   cores while loading: bare (loop, mc, others) | "
+          f"mcpool (parent, worker, mc, others)")
 
 
 def pair_line(index: int, first: str, bare: dict, ours: dict) -> str:
     b, m = bare["cores"], ours["cores"]
     return (f"{index:>4} {first:>6} {bare['ops_per_s']:>11,.0f} {ours['ops_per_s']:>13,.0f} "
             f"{ours['ops_per_s'] / bare['ops_per_s']:>6.3f} {bare['p99_us']:>7.1f}µs {ours['p99_us']:>9.1f}µs "
-            f"{ours['p99_us'] / bare['p99_us']:>6.3f}   {b['main']:.2f} {b['memcached']:.2f} | "
-            f"{m['main']:.2f} {m['worker']:.2f} {m['memcached']:.2f}")
+            f"{ours['p99_us'] / bare['p99_us']:>6.3f}   {b['main']:.2f} {b['memcached']:.2f} {b['others']:.2f} | "
+            f"{m['main']:.2f} {m['worker']:.2f} {m['memcached']:.2f} {m['others']:.2f}")
 
 
 def bench_threads(spec: str, server_pid: int, threads: int, args: argparse.Namespace) -> tuple[float, float]:
@@ -134,9 +147,9 @@ def bench_threads(spec: str, server_pid: int, threads: int, args: argparse.Names
     for index in range(1, args.pairs + 1):
         if index % 2:
             bare = run_bare(spec, server_pid, threads, args.duration)
-            ours = run_mcpool(spec, server_pid, threads, args.duration)
+            ours = run_mcpool(spec, server_pid, threads, args.duration, args.mcpool_src)
         else:
-            ours = run_mcpool(spec, server_pid, threads, args.duration)
+            ours = run_mcpool(spec, server_pid, threads, args.duration, args.mcpool_src)
             bare = run_bare(spec, server_pid, threads, args.duration)
         ops_ratios.append(ours["ops_per_s"] / bare["ops_per_s"])
         p99_ratios.append(ours["p99_us"] / bare["p99_us"])
@@ -159,10 +172,12 @@ def main() -> None:
     parser.add_argument("--threads", type=thread_counts, default=[4, 12, 32], help="thread counts, e.g. 4,12,32")
     parser.add_argument("--pairs", type=int, default=3, help="runs of each, alternating which goes first")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--mcpool-src", help="run mcpool from this source tree (e.g. a worktree of an older commit)")
     args = parser.parse_args()
     verdicts = []
     with EmbeddedServer() as server:
-        print(f"memcached at {server.address.spec} (pid {server.pid}); python {sys.version.split()[0]}")
+        print(f"memcached at {server.address.spec} (pid {server.pid}); python {sys.version.split()[0]}; "
+              f"mcpool from {args.mcpool_src or 'the installed tree'}")
         for threads in args.threads:
             verdicts.append(verdict_line(threads, *bench_threads(server.address.spec, server.pid, threads, args)))
     print()
