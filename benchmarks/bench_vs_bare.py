@@ -145,16 +145,29 @@ def bench_threads(spec: str, server_pid: int, threads: int, args: argparse.Names
     print(HEADER)
     ops_ratios, p99_ratios = [], []
     for index in range(1, args.pairs + 1):
-        if index % 2:
-            bare = run_bare(spec, server_pid, threads, args.duration)
-            ours = run_mcpool(spec, server_pid, threads, args.duration, args.mcpool_src)
-        else:
-            ours = run_mcpool(spec, server_pid, threads, args.duration, args.mcpool_src)
-            bare = run_bare(spec, server_pid, threads, args.duration)
+        for attempt in range(args.retries + 1):
+            bare, ours = run_pair(spec, server_pid, threads, index % 2 == 1, args)
+            noisy = max(bare["cores"]["others"], ours["cores"]["others"]) > args.max_others
+            retry = noisy and attempt < args.retries
+            note = " (others above --max-others: run again)" if retry else " (noisy, kept)" if noisy else ""
+            print(pair_line(index, "bare" if index % 2 else "mcpool", bare, ours) + note, flush=True)
+            if not retry:
+                break
         ops_ratios.append(ours["ops_per_s"] / bare["ops_per_s"])
         p99_ratios.append(ours["p99_us"] / bare["p99_us"])
-        print(pair_line(index, "bare" if index % 2 else "mcpool", bare, ours), flush=True)
     return statistics.median(ops_ratios), statistics.median(p99_ratios)
+
+
+def run_pair(spec: str, server_pid: int, threads: int, bare_first: bool, args: argparse.Namespace
+             ) -> tuple[dict, dict]:
+    """(bare, mcpool), run in the order asked."""
+    bare = lambda: run_bare(spec, server_pid, threads, args.duration)  # noqa: E731
+    ours = lambda: run_mcpool(spec, server_pid, threads, args.duration, args.mcpool_src)  # noqa: E731
+    if bare_first:
+        first = bare()
+        return first, ours()
+    first = ours()
+    return bare(), first
 
 
 def verdict_line(threads: int, ops_ratio: float, p99_ratio: float) -> str:
@@ -172,6 +185,9 @@ def main() -> None:
     parser.add_argument("--threads", type=thread_counts, default=[4, 12, 32], help="thread counts, e.g. 4,12,32")
     parser.add_argument("--pairs", type=int, default=3, help="runs of each, alternating which goes first")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--max-others", type=float, default=0.15,
+                        help="a pair in which the rest of the machine used more cores than this is run again")
+    parser.add_argument("--retries", type=int, default=2, help="how many times a noisy pair is run again")
     parser.add_argument("--mcpool-src", help="run mcpool from this source tree (e.g. a worktree of an older commit)")
     args = parser.parse_args()
     verdicts = []
