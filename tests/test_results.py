@@ -86,3 +86,17 @@ def test_a_bench_run_and_its_session_load_back_as_they_were_written():
                            results=[result])
     loaded = from_json(session.to_json())
     assert (loaded.options, loaded.servers, loaded.results) == (session.options, session.servers, session.results)
+
+
+def test_a_snapshot_line_is_its_message_as_json():
+    import json
+
+    from mcpool_cli.bench.loop import Batch
+
+    batch = Batch(completed=7, get_ns=[1000, 2**40], set_ns=[4000], acquire_ns=[], failed=[0, 1, 0, 0],
+                  errors={"Error \"quoted\"\n": 1}, examples=[{"key": "k\u00e9", "kind": "corrupt", "got": "b'\\x00'"}])
+    line = batch.to_line(0.25)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == batch.to_message(0.25)
+    empty = Batch.from_message(json.loads(Batch().to_line(0.0)))
+    assert {name: list(values) for name, values in empty.latencies().items()} == Batch().latencies()

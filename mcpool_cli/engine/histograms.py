@@ -20,10 +20,15 @@ def new_histogram() -> HdrHistogram:
 
 def encode_ns(values: list[int]) -> str:
     """Latencies in ns as base64 of little-endian int64s: 8 bytes a value, cheap to ship."""
+    return encode_ns_ascii(values).decode("ascii")
+
+
+def encode_ns_ascii(values: list[int]) -> bytes:
+    """`encode_ns` as ASCII bytes, which a JSON line can hold as they are (base64 needs no escaping)."""
     data = array("q", values)
     if sys.byteorder != "little":
         data.byteswap()
-    return base64.b64encode(data.tobytes()).decode("ascii")
+    return base64.b64encode(data)
 
 
 def decode_ns(text: str) -> array:

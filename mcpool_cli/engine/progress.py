@@ -12,6 +12,7 @@ from mcpool_cli.engine.plan import RunPlan
 from mcpool_cli.units import printable
 
 PHASE_WORDS = {"populate": "filling the key space", "warmup": "warming up", "measure": "measuring"}
+REFRESH_PER_S = 4  # as often as the runner ticks: rich's default 10 redraws a second cost the parent CPU the load lacks
 
 
 class NullProgress:
@@ -59,7 +60,8 @@ class LiveProgress(NullProgress):
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(TextColumn("{task.description:<14}", markup=False), BarColumn(),
-                                  TextColumn("{task.fields[status]}", markup=False), console=console, transient=True)
+                                  TextColumn("{task.fields[status]}", markup=False), console=console, transient=True,
+                                  refresh_per_second=REFRESH_PER_S)
         self._tasks: dict[str, TaskID] = {}
         self._progress.start()
 

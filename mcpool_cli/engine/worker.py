@@ -38,7 +38,11 @@ class Emitter:
         self.resumed = threading.Event()  # the parent's `resume` command (check-stale's idle pause is over)
 
     def send(self, message: dict[str, Any]) -> None:
-        line = memoryview(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        self.send_line(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def send_line(self, encoded: bytes) -> None:
+        """Write one message already encoded as a JSON line (ending in a newline)."""
+        line = memoryview(encoded)
         with self._lock:
             while line:
                 line = line[os.write(self._fd, line):]
