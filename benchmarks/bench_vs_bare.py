@@ -18,6 +18,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -98,13 +99,15 @@ class CpuSampler:
 
 def run_sampled(command: list[str], server_pid: int, env: dict[str, str] | None = None) -> tuple[str, dict[str, float]]:
     """Run a command to its end, sampling CPU; its stdout and the cores each role used while loading."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    sampler = CpuSampler(server_pid, proc.pid)
-    sampler.sample()
-    while proc.poll() is None:
-        time.sleep(SAMPLE_S)
+    with tempfile.TemporaryFile("w+") as stdout:  # a file, not a pipe: a document bigger than the pipe would block
+        proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, text=True, env=env)
+        sampler = CpuSampler(server_pid, proc.pid)
         sampler.sample()
-    out = proc.stdout.read() if proc.stdout else ""
+        while proc.poll() is None:
+            time.sleep(SAMPLE_S)
+            sampler.sample()
+        stdout.seek(0)
+        out = stdout.read()
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{command[1:3]} exited with status {proc.returncode}")
     return out, sampler.cores()
