@@ -118,3 +118,14 @@ def test_fold_after_files_later_intervals_under_the_last_one():
     assert rows[1]["latency_us"]["p50"] == pytest.approx(2, rel=1e-3)  # an empty interval added no 0
     timeline.fold_after(5)
     assert timeline.to_json(1.0) == rows
+
+
+def test_a_reserve_that_waited_past_the_end_is_filed_under_the_last_slot():
+    import time
+
+    now = time.perf_counter_ns()
+    timing = LoopTiming(measure_start_ns=now - 1_000_000_000, end_ns=now - 500_000_000, slot_ns=125_000_000)
+    recorder = Recorder(timing, [].append, now=now - 2_000_000_000)  # a batch begun in the warm-up
+    recorder.waited_until_end(now - 1_500_000_000)
+    assert recorder.batch.slot == 3  # the window's last slot, not one after the end
+    assert len(recorder.batch.acquire_ns) == 1 and recorder.batch.acquire_ns[0] >= 1_000_000_000

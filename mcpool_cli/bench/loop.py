@@ -161,6 +161,10 @@ class LoopTiming:
     def slot_of(self, now: int) -> int:
         return (now - self.measure_start_ns) // self.slot_ns
 
+    def filed_under(self, now: int) -> int:
+        """The slot a batch started at `now` is filed under: after the end, the last one of the window."""
+        return self.slot_of(min(now, self.end_ns - 1))
+
     def slot_end(self, now: int) -> int:
         return self.measure_start_ns + (self.slot_of(now) + 1) * self.slot_ns
 
@@ -188,7 +192,7 @@ class Recorder:
 
     def new_batch(self, now: int) -> Batch:
         """A batch for the slot of `now`; an op that completes after the end belongs to the last slot."""
-        return Batch(slot=self.timing.slot_of(min(now, self.timing.end_ns - 1)), failed=[0] * self.op_codes,
+        return Batch(slot=self.timing.filed_under(now), failed=[0] * self.op_codes,
                      misses_expected=self.misses_expected,
                      sent=[[] for _ in TIMED] if self.paced else [])
 
@@ -272,7 +276,7 @@ class Recorder:
         now = perf_counter_ns()
         if self.batch.slot < 0:  # waiting since the warm-up: what it held was warm-up
             self.batch.forget_timings()
-            self.batch.slot = self.timing.slot_of(now)
+            self.batch.slot = self.timing.filed_under(now)
         self.batch.acquire_ns.append(now - max(due, self.timing.measure_start_ns))
 
     def ran_out(self, due: int, k: int, gaps: list[int]) -> None:
@@ -565,7 +569,7 @@ def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, 
             measuring = True
             emitter.send({"type": "phase", "phase": "measure"})
         elapsed_s = (min(now, timing.end_ns) - timing.measure_start_ns) / 1e9
-        batches = merge_by_slot(drain_all(sink)) or [Batch(slot=timing.slot_of(min(now, timing.end_ns - 1)))]
+        batches = merge_by_slot(drain_all(sink)) or [Batch(slot=timing.filed_under(now))]
         for batch in batches:
             emitter.send_line(batch.to_line(elapsed_s, timing.measure_start_unix))
         if not alive:
