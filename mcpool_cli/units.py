@@ -267,3 +267,38 @@ def sparkline(values: list[float | None], log: bool = False) -> Any:
 
 def format_seconds_short(value_s: float) -> str:
     return f"{value_s:g} s" if value_s < 120 else f"{value_s / 60:g} min"
+
+
+def timeline_marks(rows: list[dict[str, Any]]) -> tuple[int, list[list[dict[str, Any]]]]:
+    """Intervals of a timeline's JSON grouped into at most TIMELINE_WIDTH marks: (intervals a mark, the marks)."""
+    group = -(-len(rows) // TIMELINE_WIDTH)
+    return group, [rows[i:i + group] for i in range(0, len(rows), group)]
+
+
+def per_second(marks: list[list[dict[str, Any]]], key: str) -> list[float]:
+    """A count of the intervals (`ops`, `failed_ops`) per second, per mark."""
+    return [sum(row[key] for row in mark) / sum(row["length_s"] for row in mark) for mark in marks]
+
+
+def worst_p99(marks: list[list[dict[str, Any]]]) -> list[float | None]:
+    """The highest p99 of each mark's intervals in µs (None when nothing succeeded in it)."""
+    return [max((row["latency_us"]["p99"] for row in mark if row["latency_us"]["p99"] is not None), default=None)
+            for mark in marks]
+
+
+def sparkline_rows(rows: list[tuple[str, Any, str]]) -> Any:
+    """A borderless table of (label, sparkline, legend) rows."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(no_wrap=True, style="dim")
+    table.add_column(no_wrap=True, overflow="crop")
+    table.add_column(no_wrap=True, style="dim")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def p99_spread(p99s: list[float | None], none: str) -> str:
+    known = [p for p in p99s if p is not None]
+    return f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else none

@@ -16,8 +16,9 @@ from mcpool_cli.bench.results import LATE, SENT, RunResult
 from mcpool_cli.bench.sweep import SUSTAINED_SHARE, sweep
 from mcpool_cli.engine.histograms import PERCENTILES, latency_summary_us
 from mcpool_cli.report.compare import grouped, option_notes
-from mcpool_cli.units import (TIMELINE_WIDTH, Fitted, format_duration_us, format_number, format_seconds_short,
-                              outside, pick_unit, printable, sparkline, unit_for)
+from mcpool_cli.units import (Fitted, format_duration_us, format_number, format_seconds_short, outside, p99_spread,
+                              per_second, pick_unit, printable, sparkline, sparkline_rows, timeline_marks, unit_for,
+                              worst_p99)
 
 COLUMNS = (("min", "min"), ("mean", "mean"), *((key, key.replace("_", ".")) for key, _ in PERCENTILES), ("max", "max"))
 BAR_WIDTH = 40
@@ -170,23 +171,14 @@ def timeline(result: RunResult) -> RenderableType | None:
     rows = result.stats.timeline.to_json(result.measured_s)
     if len(rows) < 2:
         return None
-    group = -(-len(rows) // TIMELINE_WIDTH)
-    chunks = [rows[i:i + group] for i in range(0, len(rows), group)]
-    ops_per_s = [sum(r["ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
-    p99s = [max((r["latency_us"]["p99"] for r in chunk if r["latency_us"]["p99"] is not None), default=None)
-            for chunk in chunks]
+    group, marks = timeline_marks(rows)
+    ops_per_s, p99s = per_second(marks, "ops"), worst_p99(marks)
     mark = group * result.stats.interval_s
     title = (f"over time ({format_seconds_short(mark)} per mark, "
              f"0–{format_seconds_short(len(rows) * result.stats.interval_s)})")
-    known = [p for p in p99s if p is not None]
-    table = Table(box=None, pad_edge=False, show_header=False)
-    table.add_column(no_wrap=True, style="dim")
-    table.add_column(no_wrap=True, overflow="crop")
-    table.add_column(no_wrap=True, style="dim")
-    table.add_row("ops/s", sparkline(ops_per_s), f"{format_number(min(ops_per_s))}–{format_number(max(ops_per_s))}")
-    worst = "p99 (worst in mark)" if group > 1 else "p99"
-    spread = f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else "no successful op"
-    table.add_row(worst, sparkline(p99s, log=True), spread)
+    table = sparkline_rows([
+        ("ops/s", sparkline(ops_per_s), f"{format_number(min(ops_per_s))}–{format_number(max(ops_per_s))}"),
+        ("p99 (worst in mark)" if group > 1 else "p99", sparkline(p99s, log=True), p99_spread(p99s, "no successful op"))])
     return Group(Text(title, style="italic"), table)
 
 

@@ -13,8 +13,8 @@ from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.checks.stale.session import StaleCheck, StaleSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import (TIMELINE_WIDTH, Fitted, format_duration_us, format_number, format_seconds,
-                              format_seconds_short, outside, sparkline)
+from mcpool_cli.units import (Fitted, format_number, format_seconds, format_seconds_short, outside, p99_spread,
+                              per_second, sparkline, sparkline_rows, timeline_marks, worst_p99)
 
 COLUMNS = ("verdict", "false\nmisses", "errors", "outage", "recovery", "longest\nop")
 LEGEND = ("outage: first failed or stalled op to the first success after the last failure · recovery: "
@@ -109,25 +109,15 @@ def timeline(over_time: OverTime, figures: StaleFigures | None) -> RenderableTyp
     rows = over_time.timeline.to_json(over_time.measured_s)
     if len(rows) < 2:
         return None
-    group = -(-len(rows) // TIMELINE_WIDTH)
-    chunks = [rows[i:i + group] for i in range(0, len(rows), group)]
+    group, chunks = timeline_marks(rows)
     mark_s = group * over_time.timeline.interval_s
-    ok = [sum(r["ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
-    failed = [sum(r["failed_ops"] for r in chunk) / sum(r["length_s"] for r in chunk) for chunk in chunks]
-    p99s = [max((r["latency_us"]["p99"] for r in chunk if r["latency_us"]["p99"] is not None), default=None)
-            for chunk in chunks]
-    known = [p for p in p99s if p is not None]
-    table = Table(box=None, pad_edge=False, show_header=False)
-    table.add_column(no_wrap=True, style="dim")
-    table.add_column(no_wrap=True, overflow="crop")
-    table.add_column(no_wrap=True, style="dim")
-    table.add_row("ok/s", sparkline(ok), f"{format_number(min(ok))}–{format_number(max(ok))}")
+    ok, failed, p99s = per_second(chunks, "ops"), per_second(chunks, "failed_ops"), worst_p99(chunks)
     failed_line = sparkline(failed) if any(failed) else Text(" " * len(failed))  # none: blank, not "no data"
     failed_line.stylize("red")
-    table.add_row("failed/s", failed_line,
-                  f"up to {format_number(max(failed))}" if max(failed) else "none")
-    table.add_row("p99" if group == 1 else "p99 (worst)", sparkline(p99s, log=True),
-                  f"{format_duration_us(min(known))}–{format_duration_us(max(known))}" if known else "no op succeeded")
+    table = sparkline_rows([
+        ("ok/s", sparkline(ok), f"{format_number(min(ok))}–{format_number(max(ok))}"),
+        ("failed/s", failed_line, f"up to {format_number(max(failed))}" if max(failed) else "none"),
+        ("p99" if group == 1 else "p99 (worst)", sparkline(p99s, log=True), p99_spread(p99s, "no op succeeded"))])
     title = Text(f"over time: {format_seconds_short(mark_s)} a mark, "
                  f"0–{format_seconds(over_time.measured_s)} from the load's start", style="italic")
     marks = fault_marks(over_time, figures, mark_s, len(chunks))
