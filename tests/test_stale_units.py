@@ -240,3 +240,19 @@ def test_the_report_draws_the_timeline_with_the_fault_marked():
     assert marks.split()[0] == "fault" and marks[column:column + 8] == "  ▼━▲✓  "
     assert words.split() == ["▼", "fault", "struck", "+1.00", "s", "·", "▲", "server", "usable", "again", "+2.20",
                              "s", "·", "✓", "recovered", "+2.60", "s"]
+
+
+def test_a_stall_long_after_the_server_came_back_does_not_stretch_the_outage():
+    from mcpool_cli.checks.stale.analysis import analyse
+    from mcpool_cli.checks.stale.faults import FaultTimes
+    from mcpool_cli.checks.stale.loop import StaleBatch
+
+    ms = 1_000_000
+    oks = {t: 1 for t in [*range(900, 1000, 10), *range(2210, 9000, 10)]}
+    batch = StaleBatch(ok=len(oks), scheduled=len(oks) + 100, ok_ms=oks, fail_ms={t: 1 for t in range(1000, 2200, 12)},
+                       errors={"ServerDown": 100}, slow=[(8_000 * ms, 8_070 * ms)], max_op_ns=70 * ms)
+    figures = analyse(batch, FaultTimes(start_ns=1_000 * ms, back_ns=2_000 * ms))
+    assert figures.recovery_s == 0.21  # the first success after the last failure, not after the stall at 8 s
+    near = StaleBatch(ok=len(oks), scheduled=len(oks) + 100, ok_ms=oks, fail_ms={t: 1 for t in range(1000, 2200, 12)},
+                      errors={"ServerDown": 100}, slow=[(2_500 * ms, 2_570 * ms)], max_op_ns=70 * ms)
+    assert analyse(near, FaultTimes(start_ns=1_000 * ms, back_ns=2_000 * ms)).recovery_s == 0.51  # still the fault's

@@ -73,12 +73,16 @@ def analyse(batch: StaleBatch, times: FaultTimes) -> StaleFigures:
     A miss is false unless the fault really removed the key: only a restart does, and only until the keys
     are written back. The outage runs from the first failed or stalled op touched by the fault to the first
     success after the last failure; recovery is that first success minus the moment the server was back.
+    A stall that began SETTLED_S or more after both the last failure and the server's return is not the
+    fault's (a busy machine can hold any op 50 ms): it does not stretch the outage.
     """
     ms = 1_000_000
     false, unverified = split_misses(batch, times)
     failures = sorted([t * ms for t, n in batch.fail_ms.items() if n and t * ms >= times.start_ns - ms] +
                       [end for _, end in false if end >= times.start_ns])
-    stalls = [start for start, end in batch.slow if end >= times.start_ns]  # each ends in its own success
+    settled_from = max([times.back_ns, *failures[-1:]]) + int(SETTLED_S * 1e9) if times.back_ns else None
+    stalls = [start for start, end in batch.slow  # each ends in its own success
+              if end >= times.start_ns and (settled_from is None or start < settled_from)]
     bad = failures + stalls
     first_failure = min(bad) if bad else None
     if first_failure is None:
