@@ -28,7 +28,7 @@ def counts(mapping: dict[str, Any]) -> Counter:
     return Counter({str(name): int(count) for name, count in mapping.items() if count})
 
 
-PENDING_LIMIT = 2_000_000  # raw latencies held before folding them into the histograms (16 MB)
+PENDING_LIMIT = 500_000  # raw latencies held before folding them into the histograms (4 MB): a steady parent
 SENT = "uncorrected:"  # the prefix of the open model's uncorrected histograms: uncorrected:get, ...
 LATE = "late"  # the open model's lateness of each op's start
 LATE_NS = 1_000_000  # an op that started this much after its intended start counts as late
