@@ -35,12 +35,15 @@ def _on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
-def install() -> None:
-    """In the main thread, first thing: signals are noted from now on (see the module's doc). Once."""
+def install(early: list[int] | None = None) -> None:
+    """In the main thread, first thing: signals are noted from now on (see the module's doc). Once. `early`: the
+    signals a stop-gap handler noted before this module could be imported (`python -m mcpool_cli`)."""
     if not _state.installed and threading.current_thread() is threading.main_thread():
+        _state.installed, _state.received, _state.armed = True, False, 0
         for signum in SIGNALS:
             signal.signal(signum, _on_signal)
-        _state.installed, _state.received, _state.armed = True, False, 0
+        if early:  # read after our handlers are in: a signal from now on is noted by them
+            _state.received = True
 
 
 def settle() -> None:
