@@ -238,7 +238,7 @@ def header_word(header: Any) -> str:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-TIMELINE_WIDTH = 60  # marks at most in a timeline's sparklines; intervals are grouped beyond that
+TIMELINE_WIDTH = 48  # marks at most in a sparkline: with its label and range, a timeline fits 80 columns
 
 
 def sparkline(values: list[float | None], log: bool = False) -> Any:

@@ -174,11 +174,12 @@ def timeline(result: RunResult) -> RenderableType | None:
     group, marks = timeline_marks(rows)
     ops_per_s, p99s = per_second(marks, "ops"), worst_p99(marks)
     mark = group * result.stats.interval_s
+    worst = ", p99 the worst interval's" if group > 1 else ""
     title = (f"over time ({format_seconds_short(mark)} per mark, "
-             f"0–{format_seconds_short(len(rows) * result.stats.interval_s)})")
+             f"0–{format_seconds_short(len(rows) * result.stats.interval_s)}{worst})")
     table = sparkline_rows([
         ("ops/s", sparkline(ops_per_s), f"{format_number(min(ops_per_s))}–{format_number(max(ops_per_s))}"),
-        ("p99 (worst in mark)" if group > 1 else "p99", sparkline(p99s, log=True), p99_spread(p99s, "no successful op"))])
+        ("p99", sparkline(p99s, log=True), p99_spread(p99s, "no successful op"))])
     return Group(Text(title, style="italic"), table)
 
 
