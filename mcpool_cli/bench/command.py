@@ -78,7 +78,7 @@ def bench(ctx: click.Context, **params: Any) -> None:
       mcpool bench --strategy fifo --threads 12
       mcpool bench --strategy all --duration 5s --json result.json
       mcpool bench --strategy fifo --rate 5k --pool-size 4
-      mcpool bench --rate 2k,5k,10k,20k --budget p99<2ms
+      mcpool bench --rate 2k,5k,10k,20k --budget 'p99<2ms'
       mcpool bench --mix get=5,set=2,delete=1,get_multi=2 --distribution zipf --value-size 100-4000
       mcpool bench -s 127.0.0.1:11211 --strategy myapp.cache:make_pool
     """
