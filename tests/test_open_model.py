@@ -80,12 +80,6 @@ def test_bad_open_model_options_are_one_line_and_exit_2(args, said):
 # ---------------------------------------------------------------- real runs against memcached
 
 
-def paced(bench_json, *args):
-    code, doc, err = bench_json("--duration", "1s", *args)
-    assert code == 0, err
-    return doc
-
-
 @pytest.mark.parametrize("strategy", ["per-thread", "fifo", "thread-mapped", "shared", "fault_strategies:racy_pool"])
 def test_every_strategy_runs_paced_and_reports_both_latencies(bench_json, strategy):
     code, doc, err = bench_json("--strategy", strategy, "--rate", "600", "--duration", "1s", "--threads", "2")

@@ -126,11 +126,6 @@ class RunStats:
         self._fold()
         return self._histograms[name]
 
-    @property
-    def paced(self) -> bool:
-        """Whether the run was an open-model one (its ops have uncorrected times)."""
-        return bool(self.histogram(LATE).get_total_count())
-
     def ok_ops(self) -> int:
         """Measured operations that succeeded."""
         return sum(self.succeeded[n] for n in OPS)
