@@ -26,7 +26,7 @@ from mcpool_cli.options import DURATION, SERVER, THRESHOLD
 
 T = TypeVar("T")
 Enter = Callable[[ContextManager[T]], T]  # ctx.with_resource, or an ExitStack's enter_context
-COMMON = ("servers", "json_path", "quiet", "thresholds", "junit_path")  # what run_command takes off params
+COMMON = ("servers", "json_path", "quiet", "thresholds", "junit_path", "html_path")  # what run_command takes off params
 
 STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all, or module:callable for your own pool "
                  "(called with the master pylibmc.Client and the thread count; must return an object with a "
@@ -41,12 +41,13 @@ class Outputs:
     junit_path: str | None = None
     quiet: bool = False
     thresholds: tuple[Any, ...] = ()
+    html_path: str | None = None
 
     def check(self, kind: Kind) -> None:
         """Before any load: the files can be written, and every threshold names a metric of this kind."""
         from mcpool_cli.report.thresholds import check_metrics
 
-        check_targets(self.json_path, self.junit_path)
+        check_targets(self.json_path, self.junit_path, self.html_path)
         check_metrics(self.thresholds, kind)
 
 
@@ -55,7 +56,7 @@ def split_params(params: dict[str, Any]) -> tuple[tuple[Any, ...], Outputs, dict
     when none was given."""
     own = {key: value for key, value in params.items() if key not in COMMON}
     outputs = Outputs(params.get("json_path"), params.get("junit_path"), bool(params.get("quiet")),
-                      tuple(params.get("thresholds") or ()))
+                      tuple(params.get("thresholds") or ()), params.get("html_path"))
     return tuple(params.get("servers") or ()) or servers_from_env(), outputs, own
 
 
@@ -147,14 +148,22 @@ def check_json_target(path: str | None, option: str = "--json") -> None:
         raise UsageProblem(f"{option} {path}: folder {folder} does not exist or is not writable")
 
 
-def check_targets(json_path: str | None, junit_path: str | None) -> None:
-    """Both output files can be written, and they are not the same file."""
-    check_json_target(json_path)
-    check_json_target(junit_path, "--junit")
-    if junit_path == "-":
-        raise UsageProblem("--junit needs a file name")
-    if json_path and junit_path and same_target(json_path, junit_path):
-        raise UsageProblem(f"--json {json_path} and --junit {junit_path} are the same file; give two")
+def check_targets(json_path: str | None, junit_path: str | None, html_path: str | None = None) -> None:
+    """The output files can be written, no two are the same file, and --html has what it draws with."""
+    targets = [("--json", json_path), ("--junit", junit_path), ("--html", html_path)]
+    for option, path in targets:
+        check_json_target(path, option)
+        if option != "--json" and path == "-":
+            raise UsageProblem(f"{option} needs a file name")
+    given = [(option, path) for option, path in targets if path]
+    for index, (option, path) in enumerate(given):
+        for other, other_path in given[index + 1:]:
+            if same_target(path, other_path):
+                raise UsageProblem(f"{option} {path} and {other} {other_path} are the same file; give two")
+    if html_path:
+        from mcpool_cli.report.html import plotly_js
+
+        plotly_js()  # a UsageProblem now, before any load, when plotly is missing
 
 
 def descriptor_of(path: str) -> int | None:
@@ -324,7 +333,20 @@ def save(session: Any, env: Environment, outputs: Outputs) -> tuple[dict[str, An
                 write_output(outputs.junit_path, junit.render([document]), "--junit", "the JUnit report", env)
                 if outputs.junit_path else ""]
     failures += [write_output(path, text, option, what, env) for path, text, option, what in session.other_outputs()]
+    if outputs.html_path:
+        failures.append(write_html(outputs.html_path, document, env))
     return document, [line for line in failures if line]
+
+
+def write_html(path: str, document: dict[str, Any], env: Environment) -> str:
+    """The document's HTML report written to PATH; "" when written, else the line saying why not."""
+    from mcpool_cli.report.html import html_of
+
+    try:
+        page = html_of(document, path)
+    except UsageProblem as exc:  # a document this mcpool cannot read back: a defect, told without a traceback
+        return f"--html {path}: cannot draw the report ({exc})"
+    return write_output(path, page, "--html", "the HTML report", env)
 
 
 def judged_document(session: Any, outputs: Outputs) -> dict[str, Any]:
@@ -353,6 +375,8 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
                           "exits 1."),
         click.option("--junit", "junit_path", metavar="FILE",
                      help="Write a JUnit XML report to FILE: a testcase per verdict and per threshold."),
+        click.option("--html", "html_path", metavar="FILE",
+                     help="Write a self-contained HTML report with charts to FILE (opens offline)."),
     ]
 
     def apply(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -50,10 +50,24 @@ def print_run_end(saved: Any, console: Any) -> None:
         console.print(line)
 
 
+HTML_HELP = "Also write the files' self-contained HTML report with charts to FILE (opens offline)."
+
+
+def write_page(env: Environment, html_path: str | None, build: Any) -> int:
+    """Write the page `build()` makes to --html FILE; exit 2 (told on stderr) when it cannot be written."""
+    from mcpool_cli.commandkit import tell_write_failures, write_output
+
+    if not html_path:
+        return ExitCode.OK
+    failure = write_output(html_path, build().encode(), "--html", "the HTML report", env)
+    return tell_write_failures(env, [failure] if failure else [], ExitCode.OK)
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE.json...", help=FILES_HELP)
+@click.option("--html", "html_path", metavar="FILE", help=HTML_HELP)
 @click.pass_context
-def report(ctx: click.Context, files: tuple[str, ...]) -> None:
+def report(ctx: click.Context, files: tuple[str, ...], html_path: str | None) -> None:
     """Render saved results again, as the command that wrote them printed them.
 
     Every file is read and checked before anything is printed. Thresholds judged when the file was written
@@ -65,24 +79,30 @@ def report(ctx: click.Context, files: tuple[str, ...]) -> None:
       mcpool report result.json
       mcpool report before.json after.json
       mcpool report mcpool-results.json      # written by mcpool run ci-smoke --json mcpool-results.json
+      mcpool report result.json --html result.html
     """
     from rich.console import Console
 
+    from mcpool_cli.commandkit import check_targets
+    from mcpool_cli.report.html import document_page
     from mcpool_cli.report.saved import load_file
 
     env: Environment = ctx.obj
+    check_targets(None, None, html_path)
     loaded = [load_file(path) for path in files]
     console = Console(file=env.stdout)
     with buffered(console):
         for saved in loaded:
             print_file(saved, console)
-    ctx.exit(ExitCode.OK)
+    ctx.exit(write_page(env, html_path, lambda: document_page(loaded, "mcpool report " + " ".join(files))))
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE.json...", help=FILES_HELP)
+@click.option("--html", "html_path", metavar="FILE",
+              help="Also write the comparison as a self-contained HTML report, every file's runs in each chart.")
 @click.pass_context
-def compare(ctx: click.Context, files: tuple[str, ...]) -> None:
+def compare(ctx: click.Context, files: tuple[str, ...], html_path: str | None) -> None:
     """Compare saved results side by side and say what changed.
 
     bench: one row per file and strategy with ops/s, p50, p99, p99.9 and errors, a relative column against
@@ -96,13 +116,17 @@ def compare(ctx: click.Context, files: tuple[str, ...]) -> None:
     Examples:
       mcpool compare before.json after.json
       mcpool compare stale-defaults.json stale-retry1.json
+      mcpool compare before.json after.json --html change.html
     """
     from rich.console import Console
 
+    from mcpool_cli.commandkit import check_targets
     from mcpool_cli.report.compare import common_kinds, comparison, short_labels
+    from mcpool_cli.report.html import comparison_page
     from mcpool_cli.report.saved import guarded, load_file
 
     env: Environment = ctx.obj
+    check_targets(None, None, html_path)
     loaded = [load_file(path, label) for path, label in zip(files, short_labels(files))]
     kinds = common_kinds(loaded)
     console = Console(file=env.stdout)
@@ -110,4 +134,5 @@ def compare(ctx: click.Context, files: tuple[str, ...]) -> None:
         for kind in kinds:
             docs = [doc for saved in loaded for doc in saved.documents if doc.kind == kind]
             guarded(lambda: console.print(comparison(kind, docs)), ", ".join(files), docs[0].data["schema"])
-    ctx.exit(ExitCode.OK)
+    by_kind = [(kind, [doc for saved in loaded for doc in saved.documents if doc.kind == kind]) for kind in kinds]
+    ctx.exit(write_page(env, html_path, lambda: comparison_page(by_kind, "mcpool compare " + " ".join(files))))

@@ -130,7 +130,11 @@ class SavedFile:
 
 def load_file(path: str, label: str | None = None) -> SavedFile:
     """Read, check and rebuild every document in a file; a UsageProblem naming it for anything wrong."""
-    data = read_json(path)
+    return from_data(read_json(path), path, label)
+
+
+def from_data(data: Any, path: str, label: str | None = None) -> SavedFile:
+    """Check and rebuild every document of parsed JSON, as `load_file` does with a file's."""
     kind = kind_of(data, path)
     if kind is not None:
         return SavedFile(path, data["schema"], (build_document(data, kind, label or path, path),))

@@ -7,13 +7,14 @@ its document kept in memory, and all of them are written as one mcpool.run/1 doc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from mcpool_cli.commandkit import (Outputs, check_targets, judged_document, report, run_session, tell_write_failures,
-                                   to_stdout, write_json, write_output)
+                                   to_stdout, write_html, write_json, write_output)
 from mcpool_cli.engine.server import parse_server
 from mcpool_cli.environment import Environment, servers_from_env
 from mcpool_cli.errors import ExitCode, UsageProblem
@@ -60,10 +61,13 @@ def scenarios(ctx: click.Context) -> None:
               help="Write every phase's document as one JSON file (mcpool.run/1), - for stdout.")
 @click.option("--junit", "junit_path", metavar="FILE",
               help="Write a JUnit XML report: a testcase per verdict and per threshold, for every phase.")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Write one self-contained HTML report with every phase's charts to FILE (opens offline).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the reports.")
 @click.pass_context
 def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any, ...],
-        thresholds: tuple[Any, ...], json_path: str | None, junit_path: str | None, quiet: bool) -> None:
+        thresholds: tuple[Any, ...], json_path: str | None, junit_path: str | None, html_path: str | None,
+        quiet: bool) -> None:
     """Run a scenario: a TOML file, or the name of a shipped one (see `mcpool scenarios`).
 
     Runs its phases (bench, check-races, check-leaks, check-stale) in turn with the file's options and
@@ -75,6 +79,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
       mcpool scenarios
       mcpool run web-cache --duration 2s
       mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json
+      mcpool run restart-under-load --html restart.html
     """
     from mcpool_cli.engine import interrupts
     from mcpool_cli.scenarios.loader import load
@@ -85,19 +90,20 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     assert parent is not None and isinstance(parent.command, click.Group)
     scenario = load(spec, parent.command.commands, quick_s)
     check_thresholds(scenario, thresholds)
-    check_targets(json_path, junit_path)
+    check_targets(json_path, junit_path, html_path)
+    files = Files(json_path, junit_path, html_path)
     planned = plan_phases(scenario, servers, thresholds, quiet)
     console, phase_env = consoles(env, to_stdout(json_path))
     documents, codes, broken = run_phases(scenario, planned, phase_env, console)
-    failures = write_bundle(scenario, quick_s, documents, codes, json_path, junit_path, env)
+    failures = write_bundle(scenario, quick_s, documents, codes, files, env)
     if broken:
         tell_write_failures(env, failures, ExitCode.USAGE)
         raise UsageProblem(broken + " (the phases before it are in the reports)")
     code = print_end(scenario, documents, codes, console)
     if interrupts.received() and ExitCode.INTERRUPTED not in codes:  # Ctrl-C while the end was printed
         codes.append(ExitCode.INTERRUPTED)
-        failures += write_bundle(scenario, quick_s, documents, codes, None if json_path == "-" else json_path,
-                                 junit_path, env)
+        files_only = dataclasses.replace(files, json_path=None if json_path == "-" else json_path)
+        failures += write_bundle(scenario, quick_s, documents, codes, files_only, env)
     ctx.exit(tell_write_failures(env, failures, ExitCode.INTERRUPTED if interrupts.received() else code))
 
 
@@ -214,10 +220,19 @@ def run_phase(phase: PlannedPhase, env: Environment, console: Any) -> tuple[dict
     return document, code, broken
 
 
+@dataclass(frozen=True)
+class Files:
+    """Where the run's own reports go."""
+
+    json_path: str | None
+    junit_path: str | None
+    html_path: str | None
+
+
 def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str, Any]], codes: list[int],
-                 json_path: str | None, junit_path: str | None, env: Environment) -> list[str]:
-    """The run's one JSON document and its JUnit report, when asked for; a line for each that could not be
-    written."""
+                 files: Files, env: Environment) -> list[str]:
+    """The run's one JSON document, its JUnit report and its HTML page, when asked for; a line for each that
+    could not be written."""
     from mcpool_cli.report import junit
 
     bundle = {"schema": RUN_SCHEMA, "scenario": scenario.name, "description": scenario.description,
@@ -226,9 +241,10 @@ def write_bundle(scenario: Any, quick_s: float | None, documents: list[dict[str,
                          for p, c in zip(scenario.phases, codes)],
               "interrupted": ExitCode.INTERRUPTED in codes, "documents": documents,
               "thresholds": judged_thresholds(documents)}
-    failures = [write_json(json_path, bundle, env) if json_path else "",
-                write_output(junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
-                             "the JUnit report", env) if junit_path else ""]
+    failures = [write_json(files.json_path, bundle, env) if files.json_path else "",
+                write_output(files.junit_path, junit.render(documents, f"mcpool {scenario.name}"), "--junit",
+                             "the JUnit report", env) if files.junit_path else "",
+                write_html(files.html_path, bundle, env) if files.html_path else ""]
     return [line for line in failures if line]
 
 
