@@ -190,3 +190,11 @@ def test_connections_over_time_round_trip_and_older_files_have_none():
     with pytest.raises(TypeError, match="t_s"):
         LeakCheck.from_json({**row, "connections_over_time": [{"t_s": "soon", "connections": 1, "threads_started": 0}]})
 
+
+def test_the_report_draws_connections_over_the_churn():
+    console = Console(record=True, width=120)
+    console.print(check_report(LeakCheck.judged("fifo", True, WorkerOutcome(),
+                                                figures(connections_over_time=over_time(0, 5, 15, 10, 5))), True))
+    console.print(check_report(checks()[0], True))
+    lines = [line for line in console.export_text().splitlines() if line.startswith("connections")]
+    assert lines == ["connections   ▃█▆▃  0–15 over 2.00 s"]
