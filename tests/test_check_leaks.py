@@ -15,6 +15,23 @@ def leaks(memcached, *args):
     return result.exit_code, {r["strategy"]: r for r in json.loads(result.stdout)["results"]}
 
 
+def connections(result):
+    return [point["connections"] for point in result["connections_over_time"]]
+
+
+def assert_a_series_of_the_churn(result):
+    """From the baseline reading (t 0, no thread started) to the reading after; the samples' thinning keeps each
+    span's highest, so the series peaks at peak_connections exactly."""
+    series = result["connections_over_time"]
+    assert series[0] == {"t_s": 0.0, "connections": result["baseline_connections"], "threads_started": 0}
+    assert series[-1]["connections"] == result["after_connections"]
+    assert series[-1]["threads_started"] == result["threads_started"]
+    assert max(connections(result)) == result["peak_connections"]
+    assert [p["t_s"] for p in series] == sorted(p["t_s"] for p in series) and series[-1]["t_s"] >= 0.5  # the settle
+    assert [p["threads_started"] for p in series] == sorted(p["threads_started"] for p in series)
+    assert len(series) <= 500
+
+
 def test_thread_mapped_without_relinquish_leaks_even_with_reused_idents(memcached):
     code, results = leaks(memcached, "--strategy", "thread-mapped", "--no-relinquish")
     result = results["thread-mapped"]
@@ -23,6 +40,8 @@ def test_thread_mapped_without_relinquish_leaks_even_with_reused_idents(memcache
     assert 0 < result["leaked_connections"] <= 20
     assert result["dead_thread_clients"] == result["held_by_pool"] > 0
     assert result["threads_started"] == 120
+    assert_a_series_of_the_churn(result)
+    assert connections(result)[-1] > connections(result)[0]  # it rose, and stayed up
     assert code == 1
 
 
@@ -34,6 +53,8 @@ def test_relinquishing_and_fifo_do_not_leak(memcached):
     assert results["thread-mapped"]["connections_opened"] >= 100  # a connection per thread, then closed
     for result in results.values():
         assert {"leaked_connections", "connections_opened", "threads_started", "peak_connections"} <= set(result)
+        assert_a_series_of_the_churn(result)
+    assert max(connections(results["fifo"])) - results["fifo"]["baseline_connections"] <= 10  # its pool's size
     assert code == 0
 
 

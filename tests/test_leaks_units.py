@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from mcpool_cli.checks.leaks.command import validate
-from mcpool_cli.checks.leaks.loop import ChurnFigures, progress_message
+from mcpool_cli.checks.leaks.loop import ChurnFigures, ConnectionsPoint, ThinnedSeries, progress_message
 from mcpool_cli.checks.leaks.render import check_report, checks_summary, render
 from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakCheck, LeakOptions, LeakSession, LeakStats, from_json
 from mcpool_cli.engine.outcomes import WorkerOutcome
@@ -25,6 +25,11 @@ def figures(**changes) -> ChurnFigures:
     return ChurnFigures(**{**base, **changes})
 
 
+def over_time(*connections: int) -> tuple[ConnectionsPoint, ...]:
+    """A churn's series, a point every 0.5 s, 10 threads started between points."""
+    return tuple(ConnectionsPoint(n * 0.5, count, 10 * n) for n, count in enumerate(connections))
+
+
 def checks() -> list[LeakCheck]:
     return [LeakCheck.judged("fifo", True, WorkerOutcome(), figures()),
             LeakCheck.judged("thread-mapped", False, WorkerOutcome(), figures(after_connections=12,
@@ -39,7 +44,7 @@ def session() -> LeakSession:
 
 
 def test_figures_travel_as_a_snapshot_message():
-    sent = figures(peak_connections=17, baseline_drift=-2)
+    sent = figures(peak_connections=17, baseline_drift=-2, connections_over_time=over_time(5, 17, 9, 5))
     assert ChurnFigures.from_message(sent.to_message()) == sent
     assert ChurnFigures.from_message(progress_message(20)) is None
     stats = LeakStats()
@@ -157,3 +162,39 @@ def test_the_command_prints_no_table_report_does():
     render(session(), live)
     render(session(), saved, saved=True)
     assert "\ncheck-leaks" not in live.export_text() and "\ncheck-leaks" in saved.export_text()
+
+
+def test_a_long_series_is_thinned_and_keeps_its_peak():
+    series = ThinnedSeries(cap=100)
+    for n in range(10_000):
+        series.add(ConnectionsPoint(n * 0.02, 50 if n == 7_777 else n % 7, n))
+    points = series.finished()
+    assert 50 <= len(points) <= 100
+    assert max(point.connections for point in points) == 50
+    assert [point.t_s for point in points] == sorted({point.t_s for point in points})
+    assert points[-1].threads_started >= 10_000 - 10_000 // 50
+    short = ThinnedSeries(cap=100)
+    for n in range(99):
+        short.add(ConnectionsPoint(n * 0.02, n, n))
+    assert [point.threads_started for point in short.finished()] == list(range(99))
+
+
+def test_connections_over_time_round_trip_and_older_files_have_none():
+    figured = figures(connections_over_time=over_time(5, 15, 12))
+    check = LeakCheck.judged("thread-mapped", False, WorkerOutcome(), figured)
+    row = json.loads(json.dumps(check.to_json()))
+    assert row["connections_over_time"][1] == {"t_s": 0.5, "connections": 15, "threads_started": 10}
+    assert LeakCheck.from_json(row) == check
+    del row["connections_over_time"]
+    assert LeakCheck.from_json(row).figures == figures()
+    with pytest.raises(TypeError, match="t_s"):
+        LeakCheck.from_json({**row, "connections_over_time": [{"t_s": "soon", "connections": 1, "threads_started": 0}]})
+
+
+def test_the_report_draws_connections_over_the_churn():
+    console = Console(record=True, width=120)
+    console.print(check_report(LeakCheck.judged("fifo", True, WorkerOutcome(),
+                                                figures(connections_over_time=over_time(0, 5, 15, 10, 5))), True))
+    console.print(check_report(checks()[0], True))
+    lines = [line for line in console.export_text().splitlines() if line.startswith("connections")]
+    assert lines == ["connections   ▃█▆▃  0–15 over 2.00 s"]

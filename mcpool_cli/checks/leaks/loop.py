@@ -23,6 +23,7 @@ from mcpool_cli.engine.worker import Emitter, Prepared, prepare_strategy
 
 SETTLE_S = 0.5
 SAMPLE_S = 0.02
+SERIES_POINTS = 500  # connections_over_time holds at most this many points, however long the churn
 
 
 class StatsProbe:
@@ -52,16 +53,74 @@ class StatsProbe:
             sock.close()
 
 
-class PeakSampler(threading.Thread):
-    """Reads curr_connections every 20 ms until stopped; keeps the highest."""
+@dataclass(frozen=True)
+class ConnectionsPoint:
+    """The server's connections at one moment of a churn."""
 
-    def __init__(self, probe: StatsProbe) -> None:
+    t_s: float  # since the churn started (the baseline reading), to the millisecond
+    connections: int  # curr_connections, summed over servers, the probe's own left out
+    threads_started: int  # churn threads started by then
+
+    @classmethod
+    def from_json(cls, point: dict[str, Any]) -> "ConnectionsPoint":
+        """A saved point; TypeError naming the field when a figure is not a number."""
+        t_s = point["t_s"]
+        if not isinstance(t_s, (int, float)) or isinstance(t_s, bool):
+            raise TypeError(f"t_s: expected a number of seconds, got {t_s!r}")
+        return cls(float(t_s), whole("connections", point["connections"]),
+                   whole("threads_started", point["threads_started"]))
+
+
+def highest(points: list[ConnectionsPoint]) -> ConnectionsPoint:
+    """The point with the most connections (the earliest of equals)."""
+    return max(points, key=lambda point: point.connections)
+
+
+class ThinnedSeries:
+    """Points of a sampled series, at most `cap` however many are added: when full, neighbours merge in pairs
+    and each point after stands for twice as many samples. A point is the highest of the samples it stands for,
+    so the series' peak is the samples' peak."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.step = max(2, cap - cap % 2), 1  # even, so that every point merges with a neighbour
+        self.points: list[ConnectionsPoint] = []
+        self.pending: ConnectionsPoint | None = None  # the highest sample of the unfinished point
+        self.pending_samples = 0
+
+    def add(self, point: ConnectionsPoint) -> None:
+        self.pending = point if self.pending is None else highest([self.pending, point])
+        self.pending_samples += 1
+        if self.pending_samples == self.step:
+            self.points.append(self.pending)
+            self.pending, self.pending_samples = None, 0
+            if len(self.points) == self.cap:
+                self.points = [highest(self.points[i:i + 2]) for i in range(0, self.cap, 2)]
+                self.step *= 2
+
+    def finished(self) -> list[ConnectionsPoint]:
+        """The points, the unfinished one last."""
+        return self.points + ([self.pending] if self.pending is not None else [])
+
+
+class PeakSampler(threading.Thread):
+    """Reads curr_connections every 20 ms until stopped; keeps the highest, and a thinned series of them."""
+
+    def __init__(self, probe: StatsProbe, started_s: float, cap: int = SERIES_POINTS - 2) -> None:
         super().__init__(daemon=True)
         self.probe, self.peak, self.done = probe, 0, threading.Event()
+        self.started_s = started_s  # time.monotonic() when the churn started
+        self.threads_started = 0  # set by the churn as it starts threads
+        self.series = ThinnedSeries(cap)  # with the baseline and the reading after: SERIES_POINTS at most
 
     def run(self) -> None:
         while not self.done.wait(SAMPLE_S):
-            self.peak = max(self.peak, self.probe.read()[0])
+            connections = self.probe.read()[0]
+            self.peak = max(self.peak, connections)
+            self.series.add(self.point(connections))
+
+    def point(self, connections: int) -> ConnectionsPoint:
+        """A reading of now, timed from the churn's start."""
+        return ConnectionsPoint(round(time.monotonic() - self.started_s, 3), connections, self.threads_started)
 
 
 def open_sockets() -> int:
@@ -96,7 +155,8 @@ class ChurnFigures:
     open_sockets_after: int
     churn_errors: int = 0  # calls (or thread_done) that raised in the churn threads: a clean verdict needs none
     churn_error_sites: dict[str, int] = field(default_factory=dict)  # where they were raised, capped
-    OPTIONAL = ("churn_errors", "churn_error_sites")  # absent from files written before they were counted
+    connections_over_time: tuple[ConnectionsPoint, ...] = ()  # the baseline, the samples (thinned), the after
+    OPTIONAL = ("churn_errors", "churn_error_sites", "connections_over_time")  # absent from older files
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +167,9 @@ class ChurnFigures:
         counts = {f.name: whole(f.name, row[f.name]) for f in fields(cls) if f.name not in cls.OPTIONAL}
         sites = row.get("churn_error_sites") or {}
         return cls(**counts, churn_errors=whole("churn_errors", row.get("churn_errors", 0)),
-                   churn_error_sites={str(site): whole(site, n) for site, n in sites.items()})
+                   churn_error_sites={str(site): whole(site, n) for site, n in sites.items()},
+                   connections_over_time=tuple(ConnectionsPoint.from_json(point)
+                                               for point in row.get("connections_over_time") or ()))
 
     def to_message(self) -> dict[str, Any]:
         """The snapshot message that carries the figures to the parent, at the end of the churn."""
@@ -116,7 +178,7 @@ class ChurnFigures:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "ChurnFigures | None":
         """The figures in a leaks snapshot; None for a progress snapshot (threads started so far)."""
-        return cls(**message["figures"]) if message.get("kind") == "leaks" else None
+        return cls.from_json(message["figures"]) if message.get("kind") == "leaks" else None
 
 
 def whole(name: str, value: Any) -> int:
@@ -137,8 +199,9 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
     quiet_start = probe.read()[0]
     time.sleep(SETTLE_S)
     baseline, total_before = probe.read()
-    sampler = PeakSampler(probe)
+    sampler = PeakSampler(probe, time.monotonic())
     sampler.peak = baseline
+    start_point = sampler.point(baseline)
     owners: dict[int, int] = {}  # id(client) -> token of the thread that used it
     gate, lock = threading.Semaphore(concurrency), threading.Lock()
     errors: list[int] = [0]
@@ -169,6 +232,7 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
         gate.acquire()
         threads.append(threading.Thread(target=body, args=(token,), daemon=True))
         threads[-1].start()
+        sampler.threads_started = token + 1
         if token % 20 == 19:
             progress(20)
     for thread in threads:
@@ -178,6 +242,7 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
     sampler.done.set()
     sampler.join()
     after, total_after = probe.read()
+    over_time = (start_point, *sampler.series.finished(), sampler.point(after))
     held = strategy.held_clients()
     return ChurnFigures(
         threads_started=count, concurrency=concurrency, baseline_connections=baseline,
@@ -185,7 +250,8 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
         after_connections=after, connections_opened=total_after - total_before,
         standing_clients=strategy.standing_clients(), held_by_pool=len(held),
         dead_thread_clients=sum(1 for client in held if id(client) in owners and strategy.per_thread_clients),
-        open_sockets_after=open_sockets(), churn_errors=errors[0], churn_error_sites=dict(sites))
+        open_sockets_after=open_sockets(), churn_errors=errors[0], churn_error_sites=dict(sites),
+        connections_over_time=over_time)
 
 
 def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:

@@ -12,18 +12,32 @@ from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.checks.leaks.loop import ChurnFigures
 from mcpool_cli.checks.leaks.session import LeakCheck
 from mcpool_cli.report.compare import CheckRow, check_comparison
-from mcpool_cli.units import Fitted, outside, printable
+from mcpool_cli.units import Fitted, format_seconds, outside, printable, sparkline, sparkline_rows, timeline_marks
 
 
-def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[Text]:
+def connections_line(figures: ChurnFigures) -> RenderableType | None:
+    """Server connections over the churn as one sparkline, a mark the highest of its points; None for a file
+    written before they were recorded."""
+    points = figures.connections_over_time
+    if len(points) < 2:
+        return None
+    _, marks = timeline_marks(list(points))
+    highs = [max(point.connections for point in mark) for mark in marks]
+    legend = f"{min(highs)}–{max(highs)} over {format_seconds(points[-1].t_s)}"
+    return sparkline_rows([("connections", sparkline([float(high) for high in highs]), legend)])
+
+
+def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[RenderableType]:
     """What the server and the worker counted; on someone else's server, how much other traffic moved it."""
-    lines = [outside(
+    counted = outside(
         f"{figures.threads_started:,} threads (at most {figures.concurrency} alive) · server connections: "
         f"{figures.baseline_connections} before, {figures.peak_connections} at peak, "
-        f"{figures.after_connections} after · {figures.connections_opened:,} opened · {check.leaked} leaked"),
-        outside(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
-                f"{figures.dead_thread_clients} of them taken by threads that are gone; "
-                f"{figures.open_sockets_after} sockets open", "dim")]
+        f"{figures.after_connections} after · {figures.connections_opened:,} opened · {check.leaked} leaked")
+    held = outside(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
+                   f"{figures.dead_thread_clients} of them taken by threads that are gone; "
+                   f"{figures.open_sockets_after} sockets open", "dim")
+    over_time = connections_line(figures)
+    lines: list[RenderableType] = [counted, held] if over_time is None else [counted, over_time, held]
     if figures.churn_errors:
         sites = ", ".join(f"{site} {count:,}" for site, count in
                           sorted(figures.churn_error_sites.items(), key=lambda item: -item[1])[:5])
