@@ -145,7 +145,8 @@ def test_run_that_measured_nothing_says_so(memcached, browser, tmp_path):
     assert code == 1
     seen = browser.open(page, screenshot=tmp_path / "nothing.png")
     assert seen.problems == [] and json.loads(seen.body["errors"]) == []
-    assert "no measured ops, so no latency to draw" in seen.text
+    assert "fault_strategies:refusing_pool\nnot clean" in seen.text
+    assert "no op succeeded (" in seen.text and "all failed), so there is no latency to draw" in seen.text
 
 
 def test_older_file_renders_what_it_has_and_names_what_it_lacks(memcached, browser, tmp_path):
@@ -154,12 +155,13 @@ def test_older_file_renders_what_it_has_and_names_what_it_lacks(memcached, brows
         "--json", str(saved))
     document = json.loads(saved.read_text())
     for row in document["runs"]:  # as mcpool wrote it before intervals and the open model
-        for field in ("intervals", "interval_s", "measure_started_unix", "errors_by_site", "acquire"):
+        for field in ("intervals", "interval_s", "measure_started_unix", "errors_by_site"):
             row.pop(field, None)
     older = tmp_path / "older.json"
     older.write_text(json.dumps(document))
     page = tmp_path / "older.html"
-    assert run("report", str(older), "--html", str(page))[0] == 0
+    code, err = run("report", str(older), "--html", str(page))
+    assert code == 0, err
     seen = opened(browser, page, tmp_path)
     assert "fifo: no intervals in this file" in seen.text
     assert "Throughput, failures and latency over time" not in [chart["title"] for chart in seen.charts]

@@ -32,7 +32,7 @@ def verdicts(data: dict[str, Any]) -> list[Verdict]:
 def run_card(data: dict[str, Any], run: dict[str, Any]) -> Verdict:
     outcome = str(run.get("outcome") or "?")
     clean = outcome == "ok" and not run.get("error_count") and not run.get("wrong_values")
-    verdict = "clean" if clean else outcome
+    verdict = "clean" if clean else ("not clean" if outcome == "ok" else outcome)
     lines = [figures_line(run)]
     if run.get("error_count"):
         errors = ", ".join(f"{printable(name)} {count:,}"
@@ -81,13 +81,20 @@ def tables(data: dict[str, Any]) -> list[Table]:
 def charts(sources: list[Source]) -> tuple[list[Chart], list[str]]:
     """The charts every source's runs share, and lines on what some run or file cannot show."""
     runs = [(source, run) for source in sources for run in runs_of(source.data)]
-    missing = [f"{source.name(row_label(source.data, run))}: no measured ops, so no latency to draw"
-               f"{' (it ' + str(run.get('outcome')) + ')' if run.get('outcome') not in (None, 'ok') else ''}."
-               for source, run in runs if not run.get("ops")]
+    missing = [nothing_measured(run_name(source, run), run) for source, run in runs
+               if not (run.get("ops") or 0) - (run.get("failed_ops") or 0)]
     if not runs:
         return [], ["No runs in this document: nothing was measured."]
     built = [timeline(runs, missing), *spectra(runs, missing), *sweep_charts(sources)]
     return [chart for chart in built if chart is not None], missing
+
+
+def nothing_measured(name: str, run: dict[str, Any]) -> str:
+    """Why a run has no latency to draw: no op measured, or none that succeeded."""
+    ended = f" (it {run.get('outcome')})" if run.get("outcome") not in (None, "ok") else ""
+    if run.get("ops"):
+        return f"{name}: no op succeeded ({run['ops']:,} measured, all failed), so there is no latency to draw{ended}."
+    return f"{name}: no measured ops, so no latency to draw{ended}."
 
 
 def run_name(source: Source, run: dict[str, Any]) -> str:

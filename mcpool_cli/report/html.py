@@ -91,7 +91,7 @@ def html_of(data: dict[str, Any], where: str) -> bytes:
     `mcpool report --html` reads a file, so both pages are the same."""
     from mcpool_cli.report.saved import from_data
 
-    saved = from_data(data, where)
+    saved = from_data(data, where, label="")
     title = f"mcpool {saved.scenario or saved.documents[0].kind.command if saved.documents else 'run'}"
     return document_page([saved], title).encode()
 

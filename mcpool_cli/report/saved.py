@@ -136,14 +136,15 @@ def load_file(path: str, label: str | None = None) -> SavedFile:
 def from_data(data: Any, path: str, label: str | None = None) -> SavedFile:
     """Check and rebuild every document of parsed JSON, as `load_file` does with a file's."""
     kind = kind_of(data, path)
+    label = path if label is None else label
     if kind is not None:
-        return SavedFile(path, data["schema"], (build_document(data, kind, label or path, path),))
+        return SavedFile(path, data["schema"], (build_document(data, kind, label, path),))
     raw = data.get("documents")
     if not isinstance(raw, list):
         raise UsageProblem(f'{printable(path)}: {RUN_SCHEMA} without a "documents" list; {expected(schemas())}')
     kinds = [kind_of(doc, f"{path}: documents[{i}]", schemas()[:-1]) for i, doc in enumerate(raw)]
     many = {k for k, n in Counter(kinds).items() if n > 1}
-    documents = tuple(build_document(doc, k, f"{label or path}#{i + 1}" if k in many else label or path,
+    documents = tuple(build_document(doc, k, f"{label}#{i + 1}" if k in many else label,
                                      f"{path}: documents[{i}]") for i, (doc, k) in enumerate(zip(raw, kinds)))
     phases = guarded(lambda: tuple((str(p["command"]), int(p["exit_code"])) for p in data.get("phases") or ()),
                      path, RUN_SCHEMA)
