@@ -111,7 +111,10 @@ class Browser:
         result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
         return result.get("result", {}).get("value")
 
-    def open(self, path: Path, screenshot: Path | None = None, width: int = 1280, timeout_s: float = 30) -> Page:
+    def open(self, path: Path, screenshot: Path | None = None, width: int = 1280, timeout_s: float = 30,
+             clip_js: str | None = None) -> Page:
+        """Load a page and read what it shows. `clip_js`: an expression giving [top, bottom] in CSS pixels, to
+        keep only that band of the page in the screenshot."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.events = []
@@ -130,17 +133,22 @@ class Browser:
             page = Page(console_messages(self.events, session), json.loads(self.evaluate(CHARTS_JS, session)),
                         self.evaluate("document.body.innerText", session), body, fetched(self.events, session, path))
             if screenshot is not None:
-                page.screenshot = self.capture(session, screenshot, width)
+                page.screenshot = self.capture(session, screenshot, width, clip_js)
             return page
         finally:
             self.send("Target.closeTarget", {"targetId": target})
 
-    def capture(self, session: str, path: Path, width: int) -> Path:
+    def capture(self, session: str, path: Path, width: int, clip_js: str | None = None) -> Path:
         height = int(self.evaluate("document.documentElement.scrollHeight", session))
         self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                         "mobile": False}, session)
         time.sleep(0.3)  # plotly redraws responsive charts on resize
-        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)
+        options: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if clip_js:
+            top, bottom = self.evaluate(f"JSON.stringify({clip_js})", session) and json.loads(
+                self.evaluate(f"JSON.stringify({clip_js})", session))
+            options["clip"] = {"x": 0, "y": top, "width": width, "height": bottom - top, "scale": 1}
+        shot = self.send("Page.captureScreenshot", options, session)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 

@@ -44,6 +44,9 @@ def run_card(data: dict[str, Any], run: dict[str, Any]) -> Verdict:
     rate = run.get("rate") or {}
     if rate.get("target_per_s"):
         lines.append(rate_words(rate))
+    if outcome in ("crashed", "hung") and not run.get("ops") and run.get("ops_including_warmup"):
+        lines.append(f"It {outcome} during the warm-up, before the measured window: "
+                     f"{run['ops_including_warmup']:,} ops seen, none measured.")
     detail = run.get("outcome_detail") or {}
     if detail.get("explanation"):
         lines.append(str(detail["explanation"]))
@@ -56,6 +59,9 @@ def figures_line(run: dict[str, Any]) -> str:
     parts = [f"{format_number(run.get('ops_per_s') or 0)} ops/s", f"{run.get('ops') or 0:,} ops"]
     parts += [f"{key} {format_duration_us(latency[key])}" for key in ("p50", "p99", "max")
               if latency.get(key) is not None]
+    acquire = run.get("acquire") or {}
+    if acquire.get("count") and (acquire.get("latency_us") or {}).get("p99") is not None:
+        parts.append(f"acquire p99 {format_duration_us(acquire['latency_us']['p99'])}")
     return " · ".join(parts)
 
 
@@ -216,5 +222,5 @@ OVERALL_CAPTION = ("Solid: from each op's intended start (what a request arrivin
                    "dotted: from the moment it was sent (uncorrected, as closed-loop tools report). "
                    "Each curve ends at its highest measured value.")
 PER_OP_CAPTION = "Each operation of the mix on its own; line style by operation (get solid, set dashed)."
-ACQUIRE_CAPTION = ("Time to get a client from the pool before each op: where a FIFO pool too small for its "
-                   "threads makes them queue.")
+ACQUIRE_CAPTION = ("Time to get a client from the pool before each op. A pool with fewer clients than "
+                   "threads makes them queue here.")

@@ -84,11 +84,14 @@ def timeline_chart(series: list[Series], title: str = "Over time") -> Chart:
     layout = {"xaxis": {"title": {"text": "seconds into the measured window"}, "anchor": "y3", "rangemode": "tozero"},
               "yaxis": {"domain": [0.62, 1], "title": {"text": "ops/s"}, "rangemode": "tozero"},
               "yaxis2": {"domain": [0.42, 0.56], "title": {"text": "failed/s"}, "rangemode": "tozero"},
-              "yaxis3": {"domain": [0, 0.36], "title": {"text": "ms (log)"}, "type": "log"},
+              "yaxis3": {"domain": [0, 0.36], "title": {"text": "ms (log)"}, "type": "log", "dtick": 1,
+                         "tickformat": ",.3~r"},
               "shapes": shapes, "annotations": notes, "margin": {"t": 40}}
+    paced = any(item.target_per_s for item in series)
     return Chart(title, data, layout, height_px=560, name="timeline",
-                 caption="Per interval: ops/s (dashed: the offered rate), failed ops/s, and latency — p50 dotted, "
-                         "p99 solid, max dashed. An op is counted in the interval in which it completed.")
+                 caption=f"Per interval: ops/s{' (thin dashed: the offered rate)' if paced else ''}, failed ops/s, "
+                         "and latency in three line styles: p50 dotted, p99 solid, max dashed. An op is counted in "
+                         "the interval in which it completed.")
 
 
 def nines_points(histogram: Any) -> tuple[list[float], list[float], list[float]]:
@@ -129,5 +132,5 @@ def nines_chart(title: str, traces: list[dict[str, Any]], caption: str, name: st
     ticks = [(x, words) for x, words in NINES_TICKS if x <= max(top, 100) * 1.01]
     layout = {"xaxis": {"type": "log", "title": {"text": "percentile"}, "tickvals": [x for x, _ in ticks],
                         "ticktext": [words for _, words in ticks], "range": [0, math.log10(max(top, 100)) + 0.05]},
-              "yaxis": {"type": "log", "title": {"text": "latency, ms (log)"}}}
+              "yaxis": {"type": "log", "title": {"text": "latency, ms (log)"}, "dtick": 1, "tickformat": ",.3~r"}}
     return Chart(title, traces, layout, caption=caption, name=name)

@@ -65,12 +65,20 @@ def connections_chart(rows: list[tuple[str, dict[str, Any]]]) -> Chart:
         points = [p for p in row["connections_over_time"] if isinstance(p, dict)]
         data.append({"type": "scatter", "mode": "lines", "name": label(name), "line": {"color": color(index),
                      "shape": "hv"}, "x": [p.get("t_s") for p in points], "y": [p.get("connections") for p in points],
-                     "hovertemplate": f"{label(name)}: %{{y}} connections at %{{x:.2f}} s<extra></extra>"})
+                     "hovertemplate": f"{label(name)}: %{{y}} connections at %{{x:.3f}} s<extra></extra>"})
+        if any("threads_started" in p for p in points):
+            data.append({"type": "scatter", "mode": "lines", "name": label(f"{name}: threads started"),
+                         "yaxis": "y2", "line": {"color": color(index), "dash": "dot", "width": 1, "shape": "hv"},
+                         "x": [p.get("t_s") for p in points], "y": [p.get("threads_started") for p in points],
+                         "hovertemplate": "%{y} threads started by %{x:.3f} s<extra></extra>"})
     layout = {"xaxis": {"title": {"text": "seconds from the churn's start"}, "rangemode": "tozero"},
-              "yaxis": {"title": {"text": "server connections (curr_connections)"}, "rangemode": "tozero"}}
+              "yaxis": {"title": {"text": "server connections (curr_connections)"}, "rangemode": "tozero"},
+              "yaxis2": {"title": {"text": "churn threads started (dotted)"}, "overlaying": "y", "side": "right",
+                         "rangemode": "tozero", "showgrid": False}}
     return Chart("Server connections over the churn", data, layout, name="leaks-connections",
-                 caption="Read from memcached's stats every 20 ms, mcpool's own probe left out. A line that keeps "
-                         "rising while threads come and go is a leak; a flat one at the pool's size is reuse.")
+                 caption="Solid: the server's open connections, read from its stats every 20 ms (mcpool's own probe "
+                         "left out); dotted: churn threads started so far. Connections that stay up after every "
+                         "thread has ended are leaked; a flat line at the pool's size is reuse.")
 
 
 def counts_chart(rows: list[tuple[str, dict[str, Any]]]) -> Chart:

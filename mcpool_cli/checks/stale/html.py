@@ -100,16 +100,19 @@ def fault_chart(name: str, row: dict[str, Any], intervals: list[dict[str, Any]])
               "margin": {"t": 40, "l": 110}, "xaxis": {"title": {"text": "seconds from the load's start"},
                                                       "rangemode": "tozero"},
               "yaxis": {"title": {"text": "ops/s"}, "rangemode": "tozero", "domain": [0, PLOT_TOP - 0.02]},
-              "yaxis2": {"title": {"text": "p99, ms (log)"}, "type": "log", "overlaying": "y", "side": "right"}}
+              "yaxis2": {"title": {"text": "p99 of ok ops, ms"}, "overlaying": "y", "side": "right",
+                         "rangemode": "tozero", "tickformat": ",.3~r", "showgrid": False}}
     return Chart(f"{name}: ops around the fault", data, layout, height_px=500, name=f"stale-{name}",
-                 caption="Bands above the chart: when the server was down (the fault), when callers' ops failed or "
-                         "stalled (the outage: first failed or stalled op to the first success after the last "
-                         "failure), and recovery, from the server's return to that success. Each op is counted "
-                         "where it completed; × marks silent failures (false misses, wrong values).")
+                 caption="Bands above the chart, in the card's words. fault: from the fault's start until the server "
+                         "was usable again (a restarted server may serve on for a while after its SIGTERM); outage: "
+                         "from the first failed or stalled op to the first success after the last failure; "
+                         "recovery: from the server's return to that success. Each op is counted where it "
+                         "completed; × marks ops that failed silently (false misses, wrong values: a get_multi "
+                         "missing four keys is one op).")
 
 
-BANDS = (("down", "fault", "back", "server down"), ("outage", "outage_from", "outage_to", "callers failed"),
-         ("recovery", "back", "recovered", "recovering"))
+BANDS = (("down", "fault", "back", "fault"), ("outage", "outage_from", "outage_to", "outage"),
+         ("recovery", "back", "recovered", "recovery"))
 PLOT_TOP = 0.76  # the bars and the p99 line below this share of the height; the bands above it
 
 
@@ -121,17 +124,18 @@ def fault_shapes(at: dict[str, float | None], fault: str) -> tuple[list[dict[str
     for row, (kind, start_key, end_key, words) in enumerate(BANDS):
         y0 = 1 - (row + 1) * height + 0.01
         notes.append({"x": 0, "xref": "paper", "xanchor": "right", "y": y0 + height / 2 - 0.005, "yref": "paper",
-                      "showarrow": False, "text": label(fault if kind == "down" else words), "font": {"size": 11}})
+                      "showarrow": False, "text": label(f"fault: {fault}" if kind == "down" else words),
+                      "font": {"size": 11}})
         start, end = at[start_key], at[end_key]
         if start is None:
             continue
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": start if end is None else end,
                        "y0": y0, "y1": y0 + height - 0.01, "fillcolor": SOLID[kind], "line": {"width": 0}})
-    for key, words in (("fault", "▼ fault"), ("back", "▲ back"), ("recovered", "✓ recovered")):
+    for key, words, y in (("fault", "▼ fault", 1.0), ("back", "▲ server back", 1.06), ("recovered", "✓ recovered", 1.0)):
         if at[key] is not None:
             shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at[key], "x1": at[key], "y0": 0,
                            "y1": 1, "line": {"color": "#57606a", "width": 1, "dash": "dot"}})
-            notes.append({"x": at[key], "xref": "x", "yref": "paper", "y": 1.0, "yanchor": "bottom", "showarrow": False,
+            notes.append({"x": at[key], "xref": "x", "yref": "paper", "y": y, "yanchor": "bottom", "showarrow": False,
                           "text": label(f"{words} +{at[key]:.2f} s")})
     if at["fault"] is not None and at["recovered"] is None:
         notes.append({"x": 1, "xref": "paper", "xanchor": "right", "yref": "paper", "y": 1.0, "yanchor": "bottom",
