@@ -7,6 +7,8 @@ A kind lives in one folder, with the same file names for the same jobs:
     session.py  parent side: options, the session that runs the workers, its JSON document and `from_json`
     render.py   rich renderables of its report (`render`; `saved=True` for `mcpool report`) and of saved
                 documents side by side (`compare`)
+    html.py     its part of an HTML report, from saved documents: `verdicts(data)` (cards), `charts(sources)`
+                (plotly figures, and what the documents cannot show), `tables(data)`
     command.py  the click command: `validate(params) -> options`, then `start(options, ...)` a session
 
 thresholds, JUnit, report, compare, scenarios and the worker host ask the registry, never a kind by name.

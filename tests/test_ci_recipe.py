@@ -23,7 +23,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 CI_RUN = ROOT / ".ci" / "run"
 
-SMOKE_COMMAND = "mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json"
+SMOKE_COMMAND = "mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json --html mcpool-report.html"
 SMOKE_LINE = re.compile(r"(?:^|\s)(mcpool run ci-smoke\b[^`\n]*)")
 
 DOCKERFILE_INSTRUCTIONS = frozenset({

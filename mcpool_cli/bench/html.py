@@ -12,7 +12,7 @@ from typing import Any
 
 from mcpool_cli.bench.kind import row_label
 from mcpool_cli.engine.histograms import decode_histogram
-from mcpool_cli.report.charts import Series, color, nines_chart, nines_trace, timeline_chart
+from mcpool_cli.report.charts import Series, color, log_axis, nines_chart, nines_trace, timeline_chart, trace_values
 from mcpool_cli.report.html import Chart, Source, Table, Verdict, label
 from mcpool_cli.units import format_duration_us, format_number, printable
 
@@ -186,7 +186,8 @@ def sweep_charts(sources: list[Source]) -> list[Chart]:
         return []
     shapes, notes = budget_lines(budgets)
     layout = {"xaxis": {"title": {"text": "offered rate, ops/s (log)"}, "type": "log"},
-              "yaxis": {"title": {"text": "p99 from the intended start, ms (log)"}, "type": "log"},
+              "yaxis": log_axis(trace_values(data) + [shape["y0"] for shape in shapes],
+                                "p99 from the intended start, ms (log)"),
               "shapes": shapes, "annotations": notes}
     return [Chart("Sweep: p99 against offered load", data, layout, name="sweep",
                   caption="Each point is one run at that rate; ○ sustained (≥98% of the rate delivered, no error, "

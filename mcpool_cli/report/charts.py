@@ -33,6 +33,23 @@ class Series:
     target_per_s: float | None = None  # the offered rate of a paced run
 
 
+def log_axis(values: list[Any], title: str, **more: Any) -> dict[str, Any]:
+    """A log axis with 1-2-5 ticks written out in full (0.2, 0.5, 1, 2, 5, 10…), spanning the values drawn."""
+    drawn = [float(v) for v in values if isinstance(v, (int, float)) and v > 0]
+    axis: dict[str, Any] = {"type": "log", "title": {"text": title}, **more}
+    if not drawn:
+        return axis
+    low, high = math.floor(math.log10(min(drawn))), math.ceil(math.log10(max(drawn)))
+    ticks = [m * 10.0 ** e for e in range(low, high + 1) for m in (1, 2, 5) if min(drawn) / 2 <= m * 10.0 ** e <= max(drawn) * 2]
+    axis["tickvals"] = ticks
+    axis["ticktext"] = [f"{tick:,.6g}" for tick in ticks]
+    return axis
+
+
+def trace_values(traces: list[dict[str, Any]], axis: str = "y") -> list[Any]:
+    return [v for trace in traces if trace.get("yaxis", "y") == axis for v in trace.get("y") or []]
+
+
 def middle_s(row: dict[str, Any]) -> float:
     return float(row["t_s"]) + float(row["length_s"]) / 2
 
@@ -84,8 +101,7 @@ def timeline_chart(series: list[Series], title: str = "Over time") -> Chart:
     layout = {"xaxis": {"title": {"text": "seconds into the measured window"}, "anchor": "y3", "rangemode": "tozero"},
               "yaxis": {"domain": [0.62, 1], "title": {"text": "ops/s"}, "rangemode": "tozero"},
               "yaxis2": {"domain": [0.42, 0.56], "title": {"text": "failed/s"}, "rangemode": "tozero"},
-              "yaxis3": {"domain": [0, 0.36], "title": {"text": "ms (log)"}, "type": "log", "dtick": 1,
-                         "tickformat": ",.3~r"},
+              "yaxis3": log_axis(trace_values(data, "y3"), "ms (log)", domain=[0, 0.36]),
               "shapes": shapes, "annotations": notes, "margin": {"t": 40}}
     paced = any(item.target_per_s for item in series)
     return Chart(title, data, layout, height_px=560, name="timeline",
@@ -132,5 +148,5 @@ def nines_chart(title: str, traces: list[dict[str, Any]], caption: str, name: st
     ticks = [(x, words) for x, words in NINES_TICKS if x <= max(top, 100) * 1.01]
     layout = {"xaxis": {"type": "log", "title": {"text": "percentile"}, "tickvals": [x for x, _ in ticks],
                         "ticktext": [words for _, words in ticks], "range": [0, math.log10(max(top, 100)) + 0.05]},
-              "yaxis": {"type": "log", "title": {"text": "latency, ms (log)"}, "dtick": 1, "tickformat": ",.3~r"}}
+              "yaxis": log_axis(trace_values(traces), "latency, ms (log)")}
     return Chart(title, traces, layout, caption=caption, name=name)

@@ -78,7 +78,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
     Examples:
       mcpool scenarios
       mcpool run web-cache --duration 2s
-      mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json
+      mcpool run ci-smoke --junit mcpool-junit.xml --json mcpool-results.json --html mcpool-report.html
       mcpool run restart-under-load --html restart.html
     """
     from mcpool_cli.engine import interrupts
