@@ -200,10 +200,10 @@ def test_ci_run_runs_the_smoke_command_against_loopback_11211() -> None:
 
 def test_workflow_uploads_and_publishes_the_files_the_command_writes() -> None:
     words = shlex.split(SMOKE_COMMAND)
-    junit, results = words[words.index("--junit") + 1], words[words.index("--json") + 1]
+    junit, results, page = (words[words.index(option) + 1] for option in ("--junit", "--json", "--html"))
     steps = the_job(load_yaml(WORKFLOW))["steps"]
     upload = step_using(steps, "actions/upload-artifact")
-    assert set(upload["with"]["path"].split()) == {junit, results}
+    assert set(upload["with"]["path"].split()) == {junit, results, page}
     report = step_using(steps, "mikepenz/action-junit-report")
     assert report["with"]["report_paths"] == junit
 

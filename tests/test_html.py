@@ -123,7 +123,7 @@ def test_check_pages_show_each_verdict_with_its_evidence(memcached, browser, tmp
     assert re.search(r"per-thread\n(recovered|false-misses)", stale.text), stale.text[:500]
     (figure,) = figures_of(pages["stale"])
     notes = [note["text"] for note in figure["layout"]["annotations"]]
-    assert any(note.startswith("▼ fault +") for note in notes) and any(note.startswith("▲ back +") for note in notes)
+    assert any(note.startswith("▼ fault +") for note in notes) and any(note.startswith("▲ server back +") for note in notes)
 
 
 def test_interrupted_run_still_gets_its_page(memcached, browser, tmp_path):
