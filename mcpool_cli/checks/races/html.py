@@ -27,8 +27,6 @@ def card(row: dict[str, Any]) -> Verdict:
     verdict = str(row.get("verdict") or "?")
     good = True if verdict in KIND.good_verdicts else (None if verdict in ("interrupted", "inconclusive") else False)
     lines = [str(row[key]) for key in ("summary", "advice") if row.get(key)]
-    if isinstance(row.get("first_anomaly_s"), (int, float)):
-        lines.insert(1, f"first anomaly {row['first_anomaly_s'] * 1000:,.1f} ms into a trial")
     if row.get("unexplained_errors"):
         lines.append(f"{row['unexplained_errors']:,} errors not explained by a race or the server")
     return Verdict(str(row.get("strategy", "?")), verdict, good, tuple(printable(line) for line in lines))
@@ -74,9 +72,10 @@ def trials_chart(trials: list[tuple[str, dict[str, Any]]]) -> Chart:
                      "x": [at for _, at in first], "marker": {"symbol": "diamond", "size": 12, "color": "#1f2328"},
                      "hovertemplate": "first anomaly at %{x:.3f} s<extra></extra>"})
     layout = {"barmode": "overlay", "xaxis": {"title": {"text": "seconds the trial's worker ran"}, "rangemode": "tozero"},
-              "yaxis": {"autorange": "reversed", "automargin": True}, "margin": {"l": 160}}
+              "yaxis": {"autorange": "reversed", "automargin": True}, "margin": {"l": 160, "t": 10},
+              "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom"}}
     return Chart("Trials: how long each ran and how it ended", data, layout, name="races-trials",
-                 height_px=max(260, 60 + 34 * len(trials)),
+                 height_px=max(200, 110 + 28 * len(trials)),
                  caption="A trial that ran its full time without anomaly is the evidence for `safe`; a crash or hang "
                          "ends its bar early. ◆ marks the first wrong value or desync a thread saw.")
 
