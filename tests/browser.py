@@ -112,7 +112,7 @@ class Browser:
         return result.get("result", {}).get("value")
 
     def open(self, path: Path, screenshot: Path | None = None, width: int = 1280, timeout_s: float = 30,
-             clip_js: str | None = None) -> Page:
+             clip_js: str | None = None, pdf: Path | None = None) -> Page:
         """Load a page and read what it shows. `clip_js`: an expression giving [top, bottom] in CSS pixels, to
         keep only that band of the page in the screenshot."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -134,6 +134,9 @@ class Browser:
                         self.evaluate("document.body.innerText", session), body, fetched(self.events, session, path))
             if screenshot is not None:
                 page.screenshot = self.capture(session, screenshot, width, clip_js)
+            if pdf is not None:  # printed as the browser's print dialog would (print styles, A4)
+                printed = self.send("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69}, session, 60)
+                pdf.write_bytes(base64.b64decode(printed["data"]))
             return page
         finally:
             self.send("Target.closeTarget", {"targetId": target})

@@ -80,6 +80,10 @@ def test_bench_page_tells_which_run_crashed_and_when(memcached, browser, tmp_pat
     assert outcomes["fault_strategies:crash_pool"] == "crashed"
     assert "per-thread\nclean" in seen.text and "fault_strategies:crash_pool\ncrashed" in seen.text
     assert "SIGABRT" in seen.text  # the explanation the terminal prints, on the card
+    assert "The terminal report" in seen.text and "could not be drawn" not in seen.text
+    printed = browser.open(page, pdf=tmp_path / "bench.pdf")
+    assert printed.problems == [] and (tmp_path / "bench.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "bench.pdf").stat().st_size > 50_000  # the charts printed, not an empty page
     titles = [chart["title"] for chart in seen.charts]
     assert titles[:2] == ["Throughput, failures and latency over time", "Latency by percentile"]
     notes = [note["text"] for figure in figures_of(page) for note in figure["layout"].get("annotations", [])]
