@@ -93,7 +93,7 @@ def given_by_default(ctx: click.Context, param: click.Parameter) -> bool:
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> BenchOptions:
     """bench's options from its click params, checked whole before any load."""
     from mcpool_cli.bench.session import BenchOptions, check_options, resolve_mix
-    from mcpool_cli.engine.prechecks import expand_strategies
+    from mcpool_cli.engine.prechecks import check_families, expand_strategies
 
     settings = dict(params)
     if settings["distribution"] != "zipf" and settings["zipf_s"] is not None:
@@ -112,6 +112,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0,
                            import_path=(os.getcwd(),), **settings)
     check_options(options)
+    check_families(options.strategies, servers, options.binary, options.behaviors)
     return options
 
 

@@ -13,15 +13,39 @@ MIN_HANG_TIMEOUT_S = 1.0
 
 def expand_strategies(names: tuple[str, ...], default: tuple[str, ...] = SAFE_DEFAULT) -> tuple[str, ...]:
     """Resolve `all`, drop repeats, reject unknown names; `default` when none is given."""
+    from mcpool_cli.engine.families import info
+
     expanded: list[str] = []
     for name in names or default:
         for one in BUILTIN if name == "all" else (name,):
-            if one not in BUILTIN and not is_custom(one):
-                raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, "
-                                   "or module:callable for your own pool")
+            other = info(one)
+            if one not in BUILTIN and not is_custom(one) and other is None:
+                raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, one of "
+                                   "`mcpool strategies`, or module:callable for your own pool")
+            if other is not None and not other.family.installed():
+                raise UsageProblem(f"strategy {one} needs {other.family.distribution}, which is not installed: "
+                                   f"{other.family.pip}")
             if one not in expanded:
                 expanded.append(one)
     return tuple(expanded)
+
+
+def check_families(strategies: tuple[str, ...], servers: tuple[ServerAddress, ...], binary: bool = False,
+                   behaviors: tuple[tuple[str, int | str], ...] = ()) -> None:
+    """Strategies of other libraries than pylibmc take no pylibmc option, and one server unless they hash."""
+    from mcpool_cli.engine.families import info
+
+    for name in strategies:
+        other = info(name)
+        if other is None:
+            continue
+        if behaviors or binary:
+            option = "--behavior" if behaviors else "--binary"
+            raise UsageProblem(f"{option} sets pylibmc's behaviors; strategy {name} uses {other.family.name}: "
+                               "run it without, or in a separate command")
+        if other.single_server and len(servers) > 1:
+            raise UsageProblem(f"strategy {name} talks to one server, and {len(servers)} were given: use "
+                               "pymemcache-hash for several")
 
 
 def check_behaviors(behaviors: tuple[tuple[str, int | str], ...], binary: bool) -> None:

@@ -254,10 +254,14 @@ def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., 
 
 
 def build_strategy(name: str, master: Any, threads: int, pool_size: int, relinquish: bool,
-                   import_path: tuple[str, ...] = ()) -> Strategy:
-    """The strategy called `name`, built around the master client."""
+                   import_path: tuple[str, ...] = (), servers: tuple[str, ...] = ()) -> Strategy:
+    """The strategy called `name`: pylibmc's around the master client, another library's around the servers."""
     import pylibmc
 
+    from mcpool_cli.engine.families import build_other, info
+
+    if info(name) is not None:
+        return build_other(name, servers, threads, pool_size)
     if name == "shared":
         return SharedStrategy(master)
     if name == "per-thread":

@@ -48,12 +48,13 @@ def check_leaks(ctx: click.Context, **params: Any) -> None:
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> LeakOptions:
     """check-leaks' options from its click params, checked whole before any load."""
     from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakOptions
-    from mcpool_cli.engine.prechecks import expand_strategies, validate_custom
+    from mcpool_cli.engine.prechecks import check_families, expand_strategies, validate_custom
 
     settings = dict(params)
     strategies = expand_strategies(tuple(settings.pop("strategies", ())), LEAK_DEFAULT)
     options = LeakOptions(strategies=strategies, import_path=(os.getcwd(),), **settings)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
+    check_families(options.strategies, servers)
     return options
 
 

@@ -54,7 +54,7 @@ def check_races(ctx: click.Context, **params: Any) -> None:
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> RaceOptions:
     """check-races' options from its click params, checked whole before any load."""
     from mcpool_cli.checks.races.session import FORK, RaceOptions
-    from mcpool_cli.engine.prechecks import expand_strategies, validate_custom
+    from mcpool_cli.engine.prechecks import check_families, expand_strategies, validate_custom
 
     settings = dict(params)
     strategies, fork = settings.pop("strategies"), settings["fork"]
@@ -64,6 +64,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
         raise UsageProblem("--duration must be at least 100ms: a trial needs time to find a race")
     chosen = (FORK,) if fork else expand_strategies(strategies or ("all",))
     options = RaceOptions(strategies=chosen, import_path=(os.getcwd(),), **settings)
+    check_families(options.strategies, servers)
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     return options
 

@@ -234,6 +234,8 @@ class Evidence(TrialFigures):
                     "thread at a time (a queue, as pylibmc.ClientPool does).")
         if self.strategy == "shared":
             return "Threads share one pylibmc.Client: give each thread its own (mc.clone()) or use a pool."
+        if self.strategy in SHARED_ADVICE:
+            return SHARED_ADVICE[self.strategy]
         if self.verdict == "error":
             return "A trial stopped with a Python error; fix it and check again."
         if self.verdict == "inconclusive" and self.unexplained_errors and sum(t.stats.checked for t in self.trials):
@@ -248,6 +250,14 @@ class Evidence(TrialFigures):
             return ("Two threads held one client at once: make reserve() lend each client to one thread at a "
                     "time (a queue, as pylibmc.ClientPool does) or give each thread its own clone().")
         return "This strategy let two users hold one client at once."
+
+
+SHARED_ADVICE = {  # what to use instead of one client of another library shared by every thread
+    "pymemcache-shared": "Threads share one pymemcache Client, which is not thread-safe: use PooledClient "
+                         "(pymemcache-pooled) or a Client per thread.",
+    "pymemcache-hash": "Threads share one pymemcache HashClient without pooling: its clients and its dead-server "
+                       "list are not thread-safe; pass use_pooling=True (pymemcache-hash-pooled).",
+}
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def check_stale(ctx: click.Context, **params: Any) -> None:
 def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) -> StaleOptions:
     """check-stale's options from its click params, checked whole before any load; `servers`: those given."""
     from mcpool_cli.checks.stale.session import STALE_DEFAULT, StaleOptions
-    from mcpool_cli.engine.prechecks import check_behaviors, expand_strategies, validate_custom
+    from mcpool_cli.engine.prechecks import check_behaviors, check_families, expand_strategies, validate_custom
 
     settings = dict(params)
     fault = settings["fault"]
@@ -88,6 +88,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     for _, behaviors in options.variants:
         check_behaviors(behaviors, binary=False)
+        check_families(options.strategies, servers, behaviors=behaviors)
     return options
 
 

@@ -1,0 +1,223 @@
+"""Strategies of other client libraries than pylibmc: what each is, which package it needs, how it is built.
+
+Each is built in the worker around the run's servers (`host:port` specs), never around the master pylibmc
+client, and hands the loop an object with pylibmc's call names (get, set, get_multi, delete), which these
+libraries share. Library defaults are kept, except a 5 s connect and read timeout where a library would wait
+forever (pymemcache's default), the same bound pylibmc's poll timeout sets: a frozen server then shows as
+timeouts, not as a hung worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager
+
+from mcpool_cli.engine.strategies import Lease, Strategy
+
+TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Family:
+    """A client library (or a framework's cache layer) and how to install it."""
+
+    name: str
+    module: str  # what must import
+    distribution: str  # its package on PyPI
+    extra: str  # mcpool's extra that installs it
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def version(self) -> str | None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(self.distribution)
+        except PackageNotFoundError:
+            return None
+
+    @property
+    def pip(self) -> str:
+        return f"pip install 'mcpool[{self.extra}]'"
+
+
+PYLIBMC = Family("pylibmc", "pylibmc", "pylibmc", "")
+PYMEMCACHE = Family("pymemcache", "pymemcache", "pymemcache", "pymemcache")
+MEMCACHE = Family("python-memcached", "memcache", "python-memcached", "memcache")
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    family: Family
+    summary: str
+    build: Callable[[tuple[str, ...], int, int], Strategy] | None = None  # (servers, threads, pool size)
+    single_server: bool = True  # the client takes one server; several need the hashing strategy
+
+
+def host_port(spec: str) -> tuple[str, int]:
+    """`host:port` (or `[v6]:port`) as pymemcache takes a server."""
+    host, _, port = spec.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# ---------------------------------------------------------------- pymemcache
+
+
+def pymemcache_client(spec: str) -> Any:
+    from pymemcache.client.base import Client
+
+    return Client(host_port(spec), connect_timeout=TIMEOUT_S, timeout=TIMEOUT_S)
+
+
+class SharedClientStrategy(Strategy):
+    """One client object for every thread."""
+
+    def __init__(self, name: str, client: Any) -> None:
+        self.name = name
+        self._lease = Lease(client)
+
+    def reserve(self) -> ContextManager[Any]:
+        return self._lease
+
+    def thread_client(self) -> Any:
+        return self._lease.client
+
+    def standing_clients(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        closing = getattr(self._lease.client, "close", None) or getattr(self._lease.client, "disconnect_all", None)
+        if closing is not None:
+            closing()
+
+
+class ThreadClientStrategy(Strategy):
+    """A client made by `make` for each thread, kept in a thread-local and closed when the thread ends."""
+
+    def __init__(self, name: str, make: Callable[[], Any]) -> None:
+        self.name = name
+        self._make = make
+        self._local = threading.local()
+
+    def reserve(self) -> ContextManager[Any]:
+        try:
+            return self._local.lease
+        except AttributeError:
+            self._local.lease = Lease(self._make())
+            return self._local.lease
+
+    def thread_client(self) -> Any:
+        return self.reserve().__enter__()
+
+    def thread_done(self) -> None:
+        lease = self._local.__dict__.pop("lease", None)
+        if lease is not None:
+            lease.client.close()
+
+
+class _Borrowed:
+    """Lends a client of pymemcache's ObjectPool as PooledClient does for each call (`get_and_release` with
+    `destroy_on_fail`): exhaustion ("Too many objects") becomes queue.Empty, which mcpool counts as pool
+    exhaustion, not as an error."""
+
+    __slots__ = ("pool", "inner")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.inner: Any = None
+
+    def __enter__(self) -> Any:
+        inner = self.pool.get_and_release(destroy_on_fail=True)
+        try:
+            client = inner.__enter__()
+        except RuntimeError as exc:
+            if "Too many objects" in str(exc):
+                raise queue.Empty() from exc
+            raise
+        self.inner = inner
+        return client
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self.inner.__exit__(*exc))
+
+
+class PooledClientStrategy(Strategy):
+    """pymemcache's PooledClient, shared by the threads: each call borrows a client from its pool."""
+
+    name = "pymemcache-pooled"
+
+    def __init__(self, spec: str, size: int) -> None:
+        from pymemcache.client.base import PooledClient
+
+        self.pooled = PooledClient(host_port(spec), max_pool_size=size, connect_timeout=TIMEOUT_S, timeout=TIMEOUT_S)
+
+    def reserve(self) -> ContextManager[Any]:
+        return _Borrowed(self.pooled.client_pool)
+
+    def held_clients(self) -> list[Any]:
+        return list(getattr(self.pooled.client_pool, "_free_objs", []))
+
+    def standing_clients(self) -> int:
+        return len(self.held_clients())
+
+    def close(self) -> None:
+        self.pooled.close()
+
+
+def hash_client(servers: tuple[str, ...], pooling: bool, size: int) -> Any:
+    from pymemcache.client.hash import HashClient
+
+    options: dict[str, Any] = {"connect_timeout": TIMEOUT_S, "timeout": TIMEOUT_S, "use_pooling": pooling}
+    if pooling:
+        options["max_pool_size"] = size
+    return HashClient([host_port(spec) for spec in servers], **options)
+
+
+# ---------------------------------------------------------------- python-memcached
+
+
+def memcache_client(servers: tuple[str, ...]) -> Any:
+    import memcache
+
+    return memcache.Client(list(servers), socket_timeout=TIMEOUT_S)
+
+
+REGISTRY: tuple[StrategyInfo, ...] = (
+    StrategyInfo("pymemcache-shared", PYMEMCACHE, "one pymemcache Client shared by all threads (not thread-safe: "
+                 "pymemcache #34)", lambda servers, threads, size: SharedClientStrategy(
+                     "pymemcache-shared", pymemcache_client(servers[0]))),
+    StrategyInfo("pymemcache-pooled", PYMEMCACHE, "pymemcache PooledClient shared by all threads (--pool-size "
+                 "clients; exhaustion counted as pool exhausted)",
+                 lambda servers, threads, size: PooledClientStrategy(servers[0], size)),
+    StrategyInfo("pymemcache-per-thread", PYMEMCACHE, "a pymemcache Client per thread, in a thread-local",
+                 lambda servers, threads, size: ThreadClientStrategy(
+                     "pymemcache-per-thread", lambda: pymemcache_client(servers[0]))),
+    StrategyInfo("pymemcache-hash", PYMEMCACHE, "one pymemcache HashClient over the servers, shared, no pooling",
+                 lambda servers, threads, size: SharedClientStrategy(
+                     "pymemcache-hash", hash_client(servers, False, size)), single_server=False),
+    StrategyInfo("pymemcache-hash-pooled", PYMEMCACHE, "one pymemcache HashClient with use_pooling=True "
+                 "(--pool-size per server), shared",
+                 lambda servers, threads, size: SharedClientStrategy(
+                     "pymemcache-hash-pooled", hash_client(servers, True, size)), single_server=False),
+    StrategyInfo("memcache-shared", MEMCACHE, "one python-memcached Client shared by all threads (a "
+                 "threading.local: each thread gets its own connections)",
+                 lambda servers, threads, size: SharedClientStrategy("memcache-shared", memcache_client(servers)),
+                 single_server=False),
+)
+
+
+def info(name: str) -> StrategyInfo | None:
+    return next((item for item in REGISTRY if item.name == name), None)
+
+
+def build_other(name: str, servers: tuple[str, ...], threads: int, pool_size: int) -> Strategy:
+    found = info(name)
+    assert found is not None and found.build is not None
+    importlib.import_module(found.family.module)
+    return found.build(servers, threads, pool_size)
