@@ -209,6 +209,8 @@ class Evidence(TrialFigures):
             return f"{self.verdict} in {count}: {detail}{words}{when}{first}"
         sites = self.error_sites
         where = f" — {next(iter(sites))}" if sites else ""
+        if self.strategy in SHARED_ADVICE and self.verdict in ("racy", "crashed", "hung"):
+            return SHARED_ADVICE[self.strategy]
         if self.verdict == "racy" and not self.counted:
             return (f"{self.library_errors:,} errors raised inside the client library in {count}, with a healthy "
                     f"server: only concurrency explains them{where}")
@@ -228,14 +230,14 @@ class Evidence(TrialFigures):
         if self.strategy == FORK:
             return ("Never use a client connected before fork(): create clients in each worker after the fork "
                     "(a post-fork hook, or lazily on first use).")
+        if self.strategy in SHARED_ADVICE and self.verdict in ("racy", "crashed", "hung"):
+            return SHARED_ADVICE[self.strategy]
         if self.verdict == "racy" and not self.counted:
             return ("The client library raised errors from its own code while the server was healthy, as a client "
                     "two threads use at once does: give each thread its own client, or lend each client to one "
                     "thread at a time (a queue, as pylibmc.ClientPool does).")
         if self.strategy == "shared":
             return "Threads share one pylibmc.Client: give each thread its own (mc.clone()) or use a pool."
-        if self.strategy in SHARED_ADVICE:
-            return SHARED_ADVICE[self.strategy]
         if self.verdict == "error":
             return "A trial stopped with a Python error; fix it and check again."
         if self.verdict == "inconclusive" and self.unexplained_errors and sum(t.stats.checked for t in self.trials):
