@@ -47,6 +47,17 @@ def test_pooled_client_exhaustion_is_pool_exhaustion_not_an_error(memcached):
     assert run["acquire"]["count"] > 0
 
 
+def test_pymemcache_defaults_stalling_gets_behind_sets_are_explained(memcached):
+    result = invoke_mcpool("bench", "-s", memcached.spec, "--threads", "2", *QUICK_BENCH, "--ratio", "1:1",
+                           "--strategy", "pymemcache-per-thread", "--strategy", "memcache-shared")
+    runs = {run["strategy"]: run for run in json.loads(result.stdout)["runs"]}
+    stalled = runs["pymemcache-per-thread"]
+    assert stalled["by_op"]["get"]["latency_us"]["p99"] > 20_000  # the delayed ACK, measured
+    assert "delayed ACK" in stalled["outcome_detail"]["explanation"]
+    assert "no_delay=True" in stalled["outcome_detail"]["explanation"]
+    assert not runs["memcache-shared"]["outcome_detail"]["explanation"]
+
+
 @pytest.mark.parametrize("threads", ["8", "64"])
 def test_race_checker_calls_the_safe_ones_safe(memcached, threads):
     result = invoke_mcpool("check-races", "-s", memcached.spec, "--threads", threads, "--trials", "1",

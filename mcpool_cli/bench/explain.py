@@ -42,6 +42,24 @@ def pool_words(result: RunResult) -> str:
     return " ".join(parts)
 
 
+DELAYED_ACK_US = 20_000  # a get's p99 above this, while sets return at once: gets wait for a delayed ACK
+
+
+def delayed_ack_words(result: RunResult) -> str:
+    """For a clean pymemcache run whose gets stall about 40 ms behind sets: why, and the setting that fixes it."""
+    if not result.strategy.startswith("pymemcache") or not result.stats.ops("get") or not result.stats.ops("set"):
+        return ""
+    get_p99_us = result.stats.histogram("get").get_value_at_percentile(99) / 1000
+    set_p50_us = result.stats.histogram("set").get_value_at_percentile(50) / 1000
+    if get_p99_us < DELAYED_ACK_US or set_p50_us > get_p99_us / 100:
+        return ""
+    return (f"Gets after a set wait about 40 ms (get p99 {get_p99_us / 1000:.1f} ms) while sets return at once: "
+            "pymemcache's "
+            "defaults send a set without waiting for its reply (default_noreply=True) and without TCP_NODELAY "
+            "(no_delay=False), so the next get on that connection waits for the server's delayed ACK. Pass "
+            "no_delay=True (or default_noreply=False, as Django does) to the client.")
+
+
 def explain(result: RunResult, hang_timeout_s: float) -> str:
     """Why the run ended as it did, and what to do; empty for a clean run."""
     outcome = result.outcome
@@ -74,7 +92,7 @@ def explain(result: RunResult, hang_timeout_s: float) -> str:
         text = (f"No operation succeeded after the warm-up, so there is nothing to measure: is --duration long "
                 f"enough, and does the strategy hand out working clients? {_seen_before(result)}")
     else:
-        return ""
+        return delayed_ack_words(result)
     if result.interrupted and outcome.outcome != "interrupted":
         text += " The run was then interrupted (Ctrl-C)."
     return f"{text} {hint}".strip()
