@@ -58,6 +58,18 @@ def test_pymemcache_defaults_stalling_gets_behind_sets_are_explained(memcached):
     assert not runs["memcache-shared"]["outcome_detail"]["explanation"]
 
 
+def test_client_options_reach_the_client_and_bad_ones_are_one_line(memcached):
+    result = invoke_mcpool("bench", "-s", memcached.spec, "--threads", "2", *QUICK_BENCH, "--ratio", "1:1",
+                           "--strategy", "pymemcache-per-thread", "--client-option", "no_delay=true")
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["by_op"]["get"]["latency_us"]["p99"] < 20_000  # no delayed ACK with TCP_NODELAY
+    assert json.loads(result.stdout)["options"]["client_options"] == [["no_delay", 1]]
+    for args, words in ((["--strategy", "pymemcache-pooled", "--client-option", "bogus=1"], "unexpected keyword"),
+                        (["--strategy", "fifo", "--client-option", "no_delay=1"], "strategy fifo is pylibmc's")):
+        bad = invoke_mcpool("bench", *args)
+        assert bad.returncode == 2 and words in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
 @pytest.mark.parametrize("threads", ["8", "64"])
 def test_race_checker_calls_the_safe_ones_safe(memcached, threads):
     result = invoke_mcpool("check-races", "-s", memcached.spec, "--threads", threads, "--trials", "1",

@@ -50,6 +50,9 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
 @click.option("--binary", is_flag=True, help="Use memcached's binary protocol.")
 @click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
               help="A pylibmc behavior KEY=VALUE, e.g. tcp_nodelay=1 or retry_timeout=1. Repeatable.")
+@click.option("--client-option", "client_options", type=BEHAVIOR, multiple=True, metavar="KEY=VALUE",
+              help="A keyword argument for another library's client (see mcpool strategies), e.g. no_delay=true "
+                   "for pymemcache; true/false and numbers become 1/0 and ints. Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the key, value-size and op sequences.")
 @click.option("--rate", "rates", type=RATES, default=None, metavar="OPS/S",
               help="Open model: offer this many ops per second in total (split over processes and threads), "
@@ -112,7 +115,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0,
                            import_path=(os.getcwd(),), **settings)
     check_options(options)
-    check_families(options.strategies, servers, options.binary, options.behaviors)
+    check_families(options.strategies, servers, options.binary, options.behaviors, options.client_options)
     return options
 
 

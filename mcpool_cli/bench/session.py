@@ -54,6 +54,7 @@ class BenchOptions:
     zipf_s: float = 1.0
     binary: bool = False
     behaviors: tuple[tuple[str, int | str], ...] = ()
+    client_options: tuple[tuple[str, int | str], ...] = ()  # keyword arguments of another library's client
     seed: int = 0
     hang_timeout_s: float = 10.0
     rates: tuple[float, ...] = ()  # the open model's ops/s, all threads together; several make a sweep
@@ -137,7 +138,8 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                         get_weight=weights.get("get", 0), set_weight=weights.get("set", 0), seed=options.seed,
                         key_prefix=key_prefix, mix=options.mix, distribution=options.distribution,
                         zipf_s=options.zipf_s)
-    client = ClientConfig(servers=tuple(s.spec for s in servers), binary=options.binary, behaviors=options.behaviors)
+    client = ClientConfig(servers=tuple(s.spec for s in servers), binary=options.binary, behaviors=options.behaviors,
+                          options=options.client_options)
     return RunPlan(strategy=strategy, client=client, workload=workload, threads=options.threads,
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
                    duration_s=options.duration_s, warmup_s=options.warmup_s,

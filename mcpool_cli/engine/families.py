@@ -56,7 +56,8 @@ class StrategyInfo:
     name: str
     family: Family
     summary: str
-    build: Callable[[tuple[str, ...], int, int], Strategy] | None = None  # (servers, threads, pool size)
+    # (servers, threads, pool size, the client's keyword arguments from --client-option)
+    build: Callable[[tuple[str, ...], int, int, dict[str, Any]], Strategy] | None = None
     single_server: bool = True  # the client takes one server; several need the hashing strategy
 
 
@@ -69,10 +70,15 @@ def host_port(spec: str) -> tuple[str, int]:
 # ---------------------------------------------------------------- pymemcache
 
 
-def pymemcache_client(spec: str) -> Any:
+def with_timeouts(options: dict[str, Any]) -> dict[str, Any]:
+    """pymemcache's keyword arguments: the 5 s timeouts, then the user's (which may change them)."""
+    return {"connect_timeout": TIMEOUT_S, "timeout": TIMEOUT_S, **options}
+
+
+def pymemcache_client(spec: str, options: dict[str, Any]) -> Any:
     from pymemcache.client.base import Client
 
-    return Client(host_port(spec), connect_timeout=TIMEOUT_S, timeout=TIMEOUT_S)
+    return Client(host_port(spec), **with_timeouts(options))
 
 
 class SharedClientStrategy(Strategy):
@@ -152,10 +158,10 @@ class PooledClientStrategy(Strategy):
 
     name = "pymemcache-pooled"
 
-    def __init__(self, spec: str, size: int) -> None:
+    def __init__(self, spec: str, size: int, options: dict[str, Any]) -> None:
         from pymemcache.client.base import PooledClient
 
-        self.pooled = PooledClient(host_port(spec), max_pool_size=size, connect_timeout=TIMEOUT_S, timeout=TIMEOUT_S)
+        self.pooled = PooledClient(host_port(spec), **{"max_pool_size": size, **with_timeouts(options)})
 
     def reserve(self) -> ContextManager[Any]:
         return _Borrowed(self.pooled.client_pool)
@@ -170,44 +176,42 @@ class PooledClientStrategy(Strategy):
         self.pooled.close()
 
 
-def hash_client(servers: tuple[str, ...], pooling: bool, size: int) -> Any:
+def hash_client(servers: tuple[str, ...], pooling: bool, size: int, options: dict[str, Any]) -> Any:
     from pymemcache.client.hash import HashClient
 
-    options: dict[str, Any] = {"connect_timeout": TIMEOUT_S, "timeout": TIMEOUT_S, "use_pooling": pooling}
-    if pooling:
-        options["max_pool_size"] = size
-    return HashClient([host_port(spec) for spec in servers], **options)
+    chosen: dict[str, Any] = {"use_pooling": pooling, **({"max_pool_size": size} if pooling else {})}
+    return HashClient([host_port(spec) for spec in servers], **{**chosen, **with_timeouts(options)})
 
 
 # ---------------------------------------------------------------- python-memcached
 
 
-def memcache_client(servers: tuple[str, ...]) -> Any:
+def memcache_client(servers: tuple[str, ...], options: dict[str, Any]) -> Any:
     import memcache
 
-    return memcache.Client(list(servers), socket_timeout=TIMEOUT_S)
+    return memcache.Client(list(servers), **{"socket_timeout": TIMEOUT_S, **options})
 
 
 REGISTRY: tuple[StrategyInfo, ...] = (
     StrategyInfo("pymemcache-shared", PYMEMCACHE, "one pymemcache Client shared by all threads (not thread-safe: "
-                 "pymemcache #34)", lambda servers, threads, size: SharedClientStrategy(
-                     "pymemcache-shared", pymemcache_client(servers[0]))),
+                 "pymemcache #34)", lambda servers, threads, size, options: SharedClientStrategy(
+                     "pymemcache-shared", pymemcache_client(servers[0], options))),
     StrategyInfo("pymemcache-pooled", PYMEMCACHE, "pymemcache PooledClient shared by all threads (--pool-size "
                  "clients; exhaustion counted as pool exhausted)",
-                 lambda servers, threads, size: PooledClientStrategy(servers[0], size)),
+                 lambda servers, threads, size, options: PooledClientStrategy(servers[0], size, options)),
     StrategyInfo("pymemcache-per-thread", PYMEMCACHE, "a pymemcache Client per thread, in a thread-local",
-                 lambda servers, threads, size: ThreadClientStrategy(
-                     "pymemcache-per-thread", lambda: pymemcache_client(servers[0]))),
+                 lambda servers, threads, size, options: ThreadClientStrategy(
+                     "pymemcache-per-thread", lambda: pymemcache_client(servers[0], options))),
     StrategyInfo("pymemcache-hash", PYMEMCACHE, "one pymemcache HashClient over the servers, shared, no pooling",
-                 lambda servers, threads, size: SharedClientStrategy(
-                     "pymemcache-hash", hash_client(servers, False, size)), single_server=False),
+                 lambda servers, threads, size, options: SharedClientStrategy(
+                     "pymemcache-hash", hash_client(servers, False, size, options)), single_server=False),
     StrategyInfo("pymemcache-hash-pooled", PYMEMCACHE, "one pymemcache HashClient with use_pooling=True "
                  "(--pool-size per server), shared",
-                 lambda servers, threads, size: SharedClientStrategy(
-                     "pymemcache-hash-pooled", hash_client(servers, True, size)), single_server=False),
+                 lambda servers, threads, size, options: SharedClientStrategy(
+                     "pymemcache-hash-pooled", hash_client(servers, True, size, options)), single_server=False),
     StrategyInfo("memcache-shared", MEMCACHE, "one python-memcached Client shared by all threads (a "
                  "threading.local: each thread gets its own connections)",
-                 lambda servers, threads, size: SharedClientStrategy("memcache-shared", memcache_client(servers)),
+                 lambda servers, threads, size, options: SharedClientStrategy("memcache-shared", memcache_client(servers, options)),
                  single_server=False),
 )
 
@@ -216,8 +220,9 @@ def info(name: str) -> StrategyInfo | None:
     return next((item for item in REGISTRY if item.name == name), None)
 
 
-def build_other(name: str, servers: tuple[str, ...], threads: int, pool_size: int) -> Strategy:
+def build_other(name: str, servers: tuple[str, ...], threads: int, pool_size: int,
+                options: tuple[tuple[str, Any], ...] = ()) -> Strategy:
     found = info(name)
     assert found is not None and found.build is not None
     importlib.import_module(found.family.module)
-    return found.build(servers, threads, pool_size)
+    return found.build(servers, threads, pool_size, dict(options))

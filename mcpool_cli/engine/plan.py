@@ -31,6 +31,7 @@ class ClientConfig:
     servers: tuple[str, ...]
     binary: bool = False
     behaviors: tuple[tuple[str, int | str], ...] = ()
+    options: tuple[tuple[str, int | str], ...] = ()  # keyword arguments of another library's client
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class WorkerPlan:
         client = dict(run.pop("client"))
         client["servers"] = tuple(client["servers"])
         client["behaviors"] = tuple(tuple(pair) for pair in client["behaviors"])
+        client["options"] = tuple(tuple(pair) for pair in client.get("options", ()))
         run["import_path"] = tuple(run["import_path"])
         run["settings"] = tuple(tuple(pair) for pair in run["settings"])
         workload = dict(run.pop("workload"))

@@ -31,14 +31,20 @@ def expand_strategies(names: tuple[str, ...], default: tuple[str, ...] = SAFE_DE
 
 
 def check_families(strategies: tuple[str, ...], servers: tuple[ServerAddress, ...], binary: bool = False,
-                   behaviors: tuple[tuple[str, int | str], ...] = ()) -> None:
-    """Strategies of other libraries than pylibmc take no pylibmc option, and one server unless they hash."""
+                   behaviors: tuple[tuple[str, int | str], ...] = (),
+                   client_options: tuple[tuple[str, int | str], ...] = ()) -> None:
+    """Strategies of other libraries than pylibmc take no pylibmc option, and one server unless they hash;
+    --client-option goes to other libraries only, and each client takes it (built here, not connected)."""
     from mcpool_cli.engine.families import info
 
     for name in strategies:
         other = info(name)
         if other is None:
+            if client_options:
+                raise UsageProblem(f"--client-option is for other libraries' clients; strategy {name} is pylibmc's: "
+                                   "use --behavior, or run it in a separate command")
             continue
+        check_client_options(name, servers, client_options)
         if behaviors or binary:
             option = "--behavior" if behaviors else "--binary"
             raise UsageProblem(f"{option} sets pylibmc's behaviors; strategy {name} uses {other.family.name}: "
@@ -88,3 +94,17 @@ def check_client(servers: tuple[ServerAddress, ...], binary: bool = False,
             raise UsageProblem(f"server {server.spec}: pylibmc cannot use it: {exc}{hint}") from exc
         finally:
             client.disconnect_all()
+
+
+def check_client_options(name: str, servers: tuple[ServerAddress, ...],
+                         client_options: tuple[tuple[str, int | str], ...]) -> None:
+    """Build the strategy's client with the options, without connecting: an unknown keyword is one line."""
+    from mcpool_cli.engine.families import build_other
+
+    if not client_options:
+        return
+    specs = tuple(server.spec for server in servers) or ("127.0.0.1:11211",)
+    try:
+        build_other(name, specs, 1, 1, client_options).close()
+    except (TypeError, ValueError) as exc:
+        raise UsageProblem(f"--client-option for {name}: {exc}") from exc

@@ -254,14 +254,15 @@ def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., 
 
 
 def build_strategy(name: str, master: Any, threads: int, pool_size: int, relinquish: bool,
-                   import_path: tuple[str, ...] = (), servers: tuple[str, ...] = ()) -> Strategy:
+                   import_path: tuple[str, ...] = (), servers: tuple[str, ...] = (),
+                   options: tuple[tuple[str, Any], ...] = ()) -> Strategy:
     """The strategy called `name`: pylibmc's around the master client, another library's around the servers."""
     import pylibmc
 
     from mcpool_cli.engine.families import build_other, info
 
     if info(name) is not None:
-        return build_other(name, servers, threads, pool_size)
+        return build_other(name, servers, threads, pool_size, options)
     if name == "shared":
         return SharedStrategy(master)
     if name == "per-thread":
