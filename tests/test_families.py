@@ -108,3 +108,15 @@ def test_options_another_library_cannot_take_are_exit_2(args, words):
     result = invoke_mcpool("bench", *args)
     assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
         result.stderr
+
+
+def test_python_memcached_hides_a_restart_as_silent_misses(tmp_path):
+    """python-memcached marks a server dead for dead_retry seconds and answers every get with None meanwhile:
+    a restart shows as false misses with no exception (here with dead_retry=1, so it recovers within the run)."""
+    result = invoke_mcpool("check-stale", "--fault", "restart", "--strategy", "memcache-shared", "--client-option",
+                           "dead_retry=1", "--before", "500ms", "--outage", "500ms", "--threads", "2", "--rate", "100",
+                           "--keys", "100", "--quiet", "--json", "-")
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "false-misses" and row["false_misses"] > 0, row
+    assert row["error_count"] == 0  # nothing raised: the caller cannot tell a dead server from a missing key
+    assert result.returncode == 1

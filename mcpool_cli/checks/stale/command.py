@@ -47,6 +47,9 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
               help="Bound on recovery after the server is usable again; load runs this long after the fault.")
 @click.option("--behavior", "behaviors", type=BEHAVIOR, multiple=True,
               help="A pylibmc behavior KEY=VALUE for every client, e.g. retry_timeout=1. Repeatable.")
+@click.option("--client-option", "client_options", type=BEHAVIOR, multiple=True, metavar="KEY=VALUE",
+              help="A keyword argument for another library's client, e.g. dead_retry=1 for python-memcached. "
+                   "Repeatable.")
 @click.option("--compare-behaviors", is_flag=True,
               help="Run each strategy three times: libmemcached defaults, retry_timeout=1, and "
                    "remove_failed=1 with dead_timeout=1; say which shortened the outage.")
@@ -88,7 +91,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     validate_custom(options.strategies, options.import_path, options.hang_timeout_s)
     for _, behaviors in options.variants:
         check_behaviors(behaviors, binary=False)
-        check_families(options.strategies, servers, behaviors=behaviors)
+        check_families(options.strategies, servers, behaviors=behaviors, client_options=options.client_options)
     return options
 
 

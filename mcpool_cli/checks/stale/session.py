@@ -42,6 +42,7 @@ class StaleOptions:
     recover_within_s: float = 5.0
     behaviors: tuple[tuple[str, int | str], ...] = ()
     compare_behaviors: bool = False
+    client_options: tuple[tuple[str, int | str], ...] = ()  # keyword arguments of another library's client
     hang_timeout_s: float = 10.0
     import_path: tuple[str, ...] = ()
 
@@ -200,7 +201,8 @@ class StaleSession(Session):
         targets = [proxy.address for proxy in self.proxies] or list(self.servers.addresses)
         tag = "".join(c if c.isalnum() else "-" for c in f"{strategy}-{label}")
         return RunPlan(
-            strategy=strategy, client=ClientConfig(servers=tuple(t.spec for t in targets), behaviors=behaviors),
+            strategy=strategy, client=ClientConfig(servers=tuple(t.spec for t in targets), behaviors=behaviors,
+                                                   options=options.client_options),
             workload=Workload(keys=options.keys, key_prefix=f"{self.key_prefix}stale:{tag}:", mix=options.mix),
             threads=options.threads, duration_s=options.before_s + options.fault_length_s
             + options.recover_within_s + SETTLE_S, warmup_s=0.0,
