@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import os
+import socket
+import sys
+import time
 
 import pytest
 from rich.console import Console
@@ -9,6 +13,8 @@ from rich.console import Console
 from mcpool_cli.checks.leaks.command import validate
 from mcpool_cli.checks.leaks.loop import ChurnFigures, ConnectionsPoint, ThinnedSeries, progress_message
 from mcpool_cli.checks.leaks.render import check_report, checks_summary, render
+from mcpool_cli.checks.leaks.timewait import (count_time_wait, decode_address, decode_endpoint, read_time_wait,
+                                              server_endpoints)
 from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakCheck, LeakOptions, LeakSession, LeakStats, from_json
 from mcpool_cli.engine.outcomes import WorkerOutcome
 from mcpool_cli.engine.server import parse_server
@@ -198,3 +204,73 @@ def test_the_report_draws_connections_over_the_churn():
     console.print(check_report(checks()[0], True))
     lines = [line for line in console.export_text().splitlines() if line.startswith("connections")]
     assert lines == ["connections   ▃█▆▃  0–15 over 2.00 s"]
+
+
+# ---------------------------------------------------------------- TIME_WAIT from /proc/net/tcp
+
+TCP_HEAD = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+TCP = TCP_HEAD + "\n".join(f"{n:4d}: {local} {remote} {state} 00000000:00000000 03:00001601 00000000     0        0 0 3"
+                           f" 0000000000000000" for n, (local, remote, state) in enumerate([
+                               ("0100007F:2B67", "00000000:0000", "0A"),  # memcached listening on 127.0.0.1:11111
+                               ("0100007F:DC64", "0100007F:2B67", "06"),  # a client's socket it closed: counted
+                               ("0100007F:DC66", "0100007F:2B67", "06"),  # another one: counted
+                               ("0100007F:2B67", "0100007F:DC68", "06"),  # the server closed first: its side
+                               ("0100007F:DC6A", "0100007F:2B67", "01"),  # established
+                               ("0100007F:DC6C", "0100007F:2B68", "06"),  # another port
+                               ("0F02000A:C001", "0302000A:2B67", "06"),  # 10.0.2.15 to 10.0.2.3:11111
+                           ])) + "\n"
+TCP6 = ("  sl  local_address                         remote_address                        st tx_queue rx_queue tr"
+        " tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 00000000000000000000000001000000:D001 00000000000000000000000001000000:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n"
+        "   1: 0000000000000000FFFF00000100007F:D002 0000000000000000FFFF00000100007F:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n"
+        "   2: B80D0120000000000000000001000000:D003 B80D0120000000000000000002000000:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n")
+LOOPBACK = frozenset({("127.0.0.1", 11111)})
+
+
+def test_proc_net_tcp_addresses_decode_as_linux_writes_them():
+    assert decode_endpoint("0100007F:2B67", "little") == ("127.0.0.1", 11111)  # x86, arm64: host order
+    assert decode_endpoint("7F000001:2B67", "big") == ("127.0.0.1", 11111)  # s390x: the same bytes, read as one
+    assert decode_endpoint("0F02000A:C001", "little") == ("10.0.2.15", 49153)
+    assert decode_address("00000000000000000000000001000000", "little") == "::1"
+    assert decode_address("00000000000000000000000000000001", "big") == "::1"
+    assert decode_address("0000000000000000FFFF00000100007F", "little") == "127.0.0.1"  # IPv4-mapped
+    assert decode_address("B80D0120000000000000000002000000", "little") == "2001:db8::2"
+
+
+def test_time_wait_counts_the_client_side_to_the_server_only():
+    assert count_time_wait(TCP, LOOPBACK, "little") == 2
+    assert count_time_wait(TCP, frozenset({("10.0.2.3", 11111)}), "little") == 1
+    assert count_time_wait(TCP, frozenset({("127.0.0.1", 11211)}), "little") == 0
+    assert count_time_wait(TCP_HEAD, LOOPBACK, "little") == 0 and count_time_wait("", LOOPBACK) == 0
+    assert count_time_wait(TCP6, LOOPBACK, "little") == 1  # ::ffff:127.0.0.1
+    assert count_time_wait(TCP6, frozenset({("::1", 11111), ("2001:db8::2", 11111)}), "little") == 2
+    big_endian = TCP.replace("0100007F", "7F000001")
+    assert count_time_wait(big_endian, LOOPBACK, "big") == 2
+
+
+def test_time_wait_is_unknown_without_proc(tmp_path):
+    (tmp_path / "tcp").write_text(TCP.replace("0100007F", "7F000001" if sys.byteorder == "big" else "0100007F"))
+    assert read_time_wait(LOOPBACK, (str(tmp_path / "tcp"), str(tmp_path / "no-tcp6"))) == 2
+    assert read_time_wait(LOOPBACK, (str(tmp_path / "none"), str(tmp_path / "no-tcp6"))) is None
+    assert server_endpoints([parse_server("127.0.0.1:11111")]) == LOOPBACK
+    assert ("::1", 11111) in server_endpoints([parse_server("[::1]:11111")])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux only: /proc/net/tcp")
+def test_a_socket_closed_first_by_the_client_is_counted_in_time_wait():
+    """A real connection on loopback: the client closes first, its socket goes to TIME_WAIT, and is counted."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        remotes = frozenset({("127.0.0.1", server.getsockname()[1])})
+        before = read_time_wait(remotes)
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        client.close()  # FIN from the client: it is the side that closed first
+        assert accepted.recv(1) == b""
+        accepted.close()
+        deadline = time.monotonic() + 2
+        while read_time_wait(remotes) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert read_time_wait(remotes) == before + 1
