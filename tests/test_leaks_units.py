@@ -274,3 +274,50 @@ def test_a_socket_closed_first_by_the_client_is_counted_in_time_wait():
         while read_time_wait(remotes) == before and time.monotonic() < deadline:
             time.sleep(0.01)
         assert read_time_wait(remotes) == before + 1
+
+
+# ---------------------------------------------------------------- connections opened a second, and TIME_WAIT
+
+def timed(**changes) -> ChurnFigures:
+    """A churn through a thread per request: 100 threads, 100 connections in 0.25 s, 80 left in TIME_WAIT."""
+    return figures(**{**dict(connections_opened=100, churn_s=0.25, time_wait_before=3, time_wait_after=83), **changes})
+
+
+def test_rates_are_derived_and_saved_with_the_figures():
+    row = json.loads(json.dumps(timed().to_json()))
+    assert (row["connections_opened_per_s"], row["connections_per_thread"]) == (400.0, 1.0)
+    assert (row["churn_s"], row["time_wait_before"], row["time_wait_after"]) == (0.25, 3, 83)
+    assert ChurnFigures.from_json(row) == timed()
+    assert ChurnFigures.from_message(json.loads(json.dumps(timed().to_message()))) == timed()
+    assert figures().connections_opened_per_s is None and figures().connections_per_thread == 0.03
+    unknown = timed(time_wait_before=None, time_wait_after=None)
+    assert ChurnFigures.from_json(json.loads(json.dumps(unknown.to_json()))) == unknown
+    with pytest.raises(TypeError, match="time_wait_after"):
+        ChurnFigures.from_json({**row, "time_wait_after": "many"})
+
+
+def test_older_files_load_without_rates_or_time_wait():
+    new = ("churn_s", "time_wait_before", "time_wait_after", "connections_opened_per_s", "connections_per_thread")
+    old = {k: v for k, v in LeakCheck.judged("fifo", True, WorkerOutcome(), timed()).to_json().items() if k not in new}
+    loaded = LeakCheck.from_json(old).figures
+    assert (loaded.churn_s, loaded.time_wait_after, loaded.connections_opened_per_s) == (None, None, None)
+    console = Console(record=True, width=200)
+    console.print(check_report(LeakCheck.from_json(old), True))
+    assert not [line for line in console.export_text().splitlines() if line.startswith("opened")]  # not recorded
+
+
+def test_thresholds_name_the_rates_and_time_wait():
+    from mcpool_cli.report.thresholds import evaluate, parse_threshold
+
+    document = session().to_json()
+    document["results"][0].update(timed().to_json())
+    document["results"][1].update(timed(time_wait_after=None).to_json())
+    del document["results"][1]["connections_opened_per_s"]
+    names = ("time_wait_after<50", "connections_per_thread<0.5", "connections_opened_per_s<1000")
+    results = evaluate(document, tuple(parse_threshold(name) for name in names))
+    assert [(r["subject"], r["ok"], r["shown"]) for r in results] == [
+        ("fifo", False, "83"), ("thread-mapped", True, "n/a: TIME_WAIT unknown here (no /proc/net/tcp)"),
+        ("x.y:pool", False, "no value"),
+        ("fifo", False, "1"), ("thread-mapped", False, "1"), ("x.y:pool", False, "no value"),
+        ("fifo", True, "400"), ("thread-mapped", True, "n/a: not in this file (written by an older mcpool)"),
+        ("x.y:pool", False, "no value")]
