@@ -306,6 +306,22 @@ def test_older_files_load_without_rates_or_time_wait():
     assert not [line for line in console.export_text().splitlines() if line.startswith("opened")]  # not recorded
 
 
+def test_a_connection_per_thread_piling_up_time_wait_is_said_in_plain_words():
+    check = LeakCheck.judged("thread-mapped", True, WorkerOutcome(), timed())
+    assert check.verdict == "churn"  # nothing leaks: still a passing verdict; thresholds can fail it
+    assert "80 sockets in TIME_WAIT" in check.advice and "Errno 99" in check.advice and "pool" in check.advice
+    for calm in (timed(time_wait_after=10), timed(time_wait_before=None, time_wait_after=None),
+                 timed(connections_opened=40, threads_started=100)):
+        assert "TIME_WAIT" not in LeakCheck.judged("per-thread", True, WorkerOutcome(), calm).advice
+    console = Console(record=True, width=200)
+    console.print(check_report(check, True))
+    console.print(check_report(LeakCheck.judged("x", True, WorkerOutcome(), timed(time_wait_after=None)), True))
+    lines = [line for line in console.export_text().splitlines() if line.startswith("opened")]
+    assert lines == ["opened 100 connections in 250 ms (400/s, 1.00 per thread) · 83 sockets in TIME_WAIT (3 before)",
+                     "opened 100 connections in 250 ms (400/s, 1.00 per thread) · sockets in TIME_WAIT: unknown "
+                     "(no /proc/net/tcp)"]
+
+
 def test_thresholds_name_the_rates_and_time_wait():
     from mcpool_cli.report.thresholds import evaluate, parse_threshold
 
