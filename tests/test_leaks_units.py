@@ -309,7 +309,7 @@ def test_older_files_load_without_rates_or_time_wait():
 def test_a_connection_per_thread_piling_up_time_wait_is_said_in_plain_words():
     check = LeakCheck.judged("thread-mapped", True, WorkerOutcome(), timed())
     assert check.verdict == "churn"  # nothing leaks: still a passing verdict; thresholds can fail it
-    assert "80 sockets in TIME_WAIT" in check.advice and "Errno 99" in check.advice and "pool" in check.advice
+    assert "80 client sockets were left in TIME_WAIT" in check.advice and "Errno 99" in check.advice and "pool" in check.advice
     for calm in (timed(time_wait_after=10), timed(time_wait_before=None, time_wait_after=None),
                  timed(connections_opened=40, threads_started=100)):
         assert "TIME_WAIT" not in LeakCheck.judged("per-thread", True, WorkerOutcome(), calm).advice

@@ -76,12 +76,12 @@ def piles_up_time_wait(figures: ChurnFigures) -> bool:
 
 def time_wait_advice(figures: ChurnFigures) -> str:
     """What a connection per request and its pile of TIME_WAIT sockets mean, in plain words, and what to change."""
-    return (f"Nothing leaks, but each thread opened connections of its own ({figures.connections_per_thread:.2f} "
-            f"per thread) and closed them as it ended, leaving {time_wait_left(figures):,} sockets in TIME_WAIT: "
-            "a client socket stays there about a minute after it closes, holding a local port. A connection per "
-            "request (a thread per request, or a cache closed on every request, as Django does on request_finished) "
-            "runs a busy process out of local ports: \"[Errno 99] Cannot assign requested address\". Reuse "
-            "connections: keep clients in a pool that outlives requests, and do not close them per request.")
+    return (f"Nothing leaks, but each thread opened connections of its own and closed them as it ended: "
+            f"{time_wait_left(figures):,} client sockets were left in TIME_WAIT, each holding a local port for about "
+            "a minute. A connection per request (a thread per request, or a cache closed on every request, as Django "
+            "does on request_finished) runs a busy process out of local ports: \"[Errno 99] Cannot assign requested "
+            "address\". Reuse connections: keep clients in a pool that outlives requests; do not close them per "
+            "request.")
 
 
 def leak_advice(verdict: str, outcome: WorkerOutcome, figures: ChurnFigures | None = None) -> str:
