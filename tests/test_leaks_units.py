@@ -2,6 +2,10 @@
 
 import dataclasses
 import json
+import os
+import socket
+import sys
+import time
 
 import pytest
 from rich.console import Console
@@ -9,6 +13,8 @@ from rich.console import Console
 from mcpool_cli.checks.leaks.command import validate
 from mcpool_cli.checks.leaks.loop import ChurnFigures, ConnectionsPoint, ThinnedSeries, progress_message
 from mcpool_cli.checks.leaks.render import check_report, checks_summary, render
+from mcpool_cli.checks.leaks.timewait import (count_time_wait, decode_address, decode_endpoint, read_time_wait,
+                                              server_endpoints)
 from mcpool_cli.checks.leaks.session import LEAK_DEFAULT, LeakCheck, LeakOptions, LeakSession, LeakStats, from_json
 from mcpool_cli.engine.outcomes import WorkerOutcome
 from mcpool_cli.engine.server import parse_server
@@ -198,3 +204,136 @@ def test_the_report_draws_connections_over_the_churn():
     console.print(check_report(checks()[0], True))
     lines = [line for line in console.export_text().splitlines() if line.startswith("connections")]
     assert lines == ["connections   ▃█▆▃  0–15 over 2.00 s"]
+
+
+# ---------------------------------------------------------------- TIME_WAIT from /proc/net/tcp
+
+TCP_HEAD = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+TCP = TCP_HEAD + "\n".join(f"{n:4d}: {local} {remote} {state} 00000000:00000000 03:00001601 00000000     0        0 0 3"
+                           f" 0000000000000000" for n, (local, remote, state) in enumerate([
+                               ("0100007F:2B67", "00000000:0000", "0A"),  # memcached listening on 127.0.0.1:11111
+                               ("0100007F:DC64", "0100007F:2B67", "06"),  # a client's socket it closed: counted
+                               ("0100007F:DC66", "0100007F:2B67", "06"),  # another one: counted
+                               ("0100007F:2B67", "0100007F:DC68", "06"),  # the server closed first: its side
+                               ("0100007F:DC6A", "0100007F:2B67", "01"),  # established
+                               ("0100007F:DC6C", "0100007F:2B68", "06"),  # another port
+                               ("0F02000A:C001", "0302000A:2B67", "06"),  # 10.0.2.15 to 10.0.2.3:11111
+                           ])) + "\n"
+TCP6 = ("  sl  local_address                         remote_address                        st tx_queue rx_queue tr"
+        " tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 00000000000000000000000001000000:D001 00000000000000000000000001000000:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n"
+        "   1: 0000000000000000FFFF00000100007F:D002 0000000000000000FFFF00000100007F:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n"
+        "   2: B80D0120000000000000000001000000:D003 B80D0120000000000000000002000000:2B67 06 00000000:00000000"
+        " 03:00001601 00000000     0        0 0 3 0000000000000000\n")
+LOOPBACK = frozenset({("127.0.0.1", 11111)})
+
+
+def test_proc_net_tcp_addresses_decode_as_linux_writes_them():
+    assert decode_endpoint("0100007F:2B67", "little") == ("127.0.0.1", 11111)  # x86, arm64: host order
+    assert decode_endpoint("7F000001:2B67", "big") == ("127.0.0.1", 11111)  # s390x: the same bytes, read as one
+    assert decode_endpoint("0F02000A:C001", "little") == ("10.0.2.15", 49153)
+    assert decode_address("00000000000000000000000001000000", "little") == "::1"
+    assert decode_address("00000000000000000000000000000001", "big") == "::1"
+    assert decode_address("0000000000000000FFFF00000100007F", "little") == "127.0.0.1"  # IPv4-mapped
+    assert decode_address("B80D0120000000000000000002000000", "little") == "2001:db8::2"
+
+
+def test_time_wait_counts_the_client_side_to_the_server_only():
+    assert count_time_wait(TCP, LOOPBACK, "little") == 2
+    assert count_time_wait(TCP, frozenset({("10.0.2.3", 11111)}), "little") == 1
+    assert count_time_wait(TCP, frozenset({("127.0.0.1", 11211)}), "little") == 0
+    assert count_time_wait(TCP_HEAD, LOOPBACK, "little") == 0 and count_time_wait("", LOOPBACK) == 0
+    assert count_time_wait(TCP6, LOOPBACK, "little") == 1  # ::ffff:127.0.0.1
+    assert count_time_wait(TCP6, frozenset({("::1", 11111), ("2001:db8::2", 11111)}), "little") == 2
+    big_endian = TCP.replace("0100007F", "7F000001")
+    assert count_time_wait(big_endian, LOOPBACK, "big") == 2
+
+
+def test_time_wait_is_unknown_without_proc(tmp_path):
+    (tmp_path / "tcp").write_text(TCP.replace("0100007F", "7F000001" if sys.byteorder == "big" else "0100007F"))
+    assert read_time_wait(LOOPBACK, (str(tmp_path / "tcp"), str(tmp_path / "no-tcp6"))) == 2
+    assert read_time_wait(LOOPBACK, (str(tmp_path / "none"), str(tmp_path / "no-tcp6"))) is None
+    assert server_endpoints([parse_server("127.0.0.1:11111")]) == LOOPBACK
+    assert ("::1", 11111) in server_endpoints([parse_server("[::1]:11111")])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="Linux only: /proc/net/tcp")
+def test_a_socket_closed_first_by_the_client_is_counted_in_time_wait():
+    """A real connection on loopback: the client closes first, its socket goes to TIME_WAIT, and is counted."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        remotes = frozenset({("127.0.0.1", server.getsockname()[1])})
+        before = read_time_wait(remotes)
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        client.close()  # FIN from the client: it is the side that closed first
+        assert accepted.recv(1) == b""
+        accepted.close()
+        deadline = time.monotonic() + 2
+        while read_time_wait(remotes) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert read_time_wait(remotes) == before + 1
+
+
+# ---------------------------------------------------------------- connections opened a second, and TIME_WAIT
+
+def timed(**changes) -> ChurnFigures:
+    """A churn through a thread per request: 100 threads, 100 connections in 0.25 s, 80 left in TIME_WAIT."""
+    return figures(**{**dict(connections_opened=100, churn_s=0.25, time_wait_before=3, time_wait_after=83), **changes})
+
+
+def test_rates_are_derived_and_saved_with_the_figures():
+    row = json.loads(json.dumps(timed().to_json()))
+    assert (row["connections_opened_per_s"], row["connections_per_thread"]) == (400.0, 1.0)
+    assert (row["churn_s"], row["time_wait_before"], row["time_wait_after"]) == (0.25, 3, 83)
+    assert ChurnFigures.from_json(row) == timed()
+    assert ChurnFigures.from_message(json.loads(json.dumps(timed().to_message()))) == timed()
+    assert figures().connections_opened_per_s is None and figures().connections_per_thread == 0.03
+    unknown = timed(time_wait_before=None, time_wait_after=None)
+    assert ChurnFigures.from_json(json.loads(json.dumps(unknown.to_json()))) == unknown
+    with pytest.raises(TypeError, match="time_wait_after"):
+        ChurnFigures.from_json({**row, "time_wait_after": "many"})
+
+
+def test_older_files_load_without_rates_or_time_wait():
+    new = ("churn_s", "time_wait_before", "time_wait_after", "connections_opened_per_s", "connections_per_thread")
+    old = {k: v for k, v in LeakCheck.judged("fifo", True, WorkerOutcome(), timed()).to_json().items() if k not in new}
+    loaded = LeakCheck.from_json(old).figures
+    assert (loaded.churn_s, loaded.time_wait_after, loaded.connections_opened_per_s) == (None, None, None)
+    console = Console(record=True, width=200)
+    console.print(check_report(LeakCheck.from_json(old), True))
+    assert not [line for line in console.export_text().splitlines() if line.startswith("opened")]  # not recorded
+
+
+def test_a_connection_per_thread_piling_up_time_wait_is_said_in_plain_words():
+    check = LeakCheck.judged("thread-mapped", True, WorkerOutcome(), timed())
+    assert check.verdict == "churn"  # nothing leaks: still a passing verdict; thresholds can fail it
+    assert "80 client sockets were left in TIME_WAIT" in check.advice and "Errno 99" in check.advice and "pool" in check.advice
+    for calm in (timed(time_wait_after=10), timed(time_wait_before=None, time_wait_after=None),
+                 timed(connections_opened=40, threads_started=100)):
+        assert "TIME_WAIT" not in LeakCheck.judged("per-thread", True, WorkerOutcome(), calm).advice
+    console = Console(record=True, width=200)
+    console.print(check_report(check, True))
+    console.print(check_report(LeakCheck.judged("x", True, WorkerOutcome(), timed(time_wait_after=None)), True))
+    lines = [line for line in console.export_text().splitlines() if line.startswith("opened")]
+    assert lines == ["opened 100 connections in 250 ms (400/s, 1.00 per thread) · 83 sockets in TIME_WAIT (3 before)",
+                     "opened 100 connections in 250 ms (400/s, 1.00 per thread) · sockets in TIME_WAIT: unknown "
+                     "(no /proc/net/tcp)"]
+
+
+def test_thresholds_name_the_rates_and_time_wait():
+    from mcpool_cli.report.thresholds import evaluate, parse_threshold
+
+    document = session().to_json()
+    document["results"][0].update(timed().to_json())
+    document["results"][1].update(timed(time_wait_after=None).to_json())
+    del document["results"][1]["connections_opened_per_s"]
+    names = ("time_wait_after<50", "connections_per_thread<0.5", "connections_opened_per_s<1000")
+    results = evaluate(document, tuple(parse_threshold(name) for name in names))
+    assert [(r["subject"], r["ok"], r["shown"]) for r in results] == [
+        ("fifo", False, "83"), ("thread-mapped", True, "n/a: TIME_WAIT unknown here (no /proc/net/tcp)"),
+        ("x.y:pool", False, "no value"),
+        ("fifo", False, "1"), ("thread-mapped", False, "1"), ("x.y:pool", False, "no value"),
+        ("fifo", True, "400"), ("thread-mapped", True, "n/a: not in this file (written by an older mcpool)"),
+        ("x.y:pool", False, "no value")]

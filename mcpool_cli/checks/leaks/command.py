@@ -33,7 +33,8 @@ def check_leaks(ctx: click.Context, **params: Any) -> None:
     """Find connections that outlive their threads, counted on the server.
 
     Starts --churn short-lived threads, at most --concurrency alive, through each strategy, and reads the
-    server's curr_connections and total_connections before, at peak and after. Verdict per strategy: leak
+    server's curr_connections and total_connections before, at peak and after; reports connections opened a
+    second and a thread, and the client sockets left in TIME_WAIT (Linux). Verdict per strategy: leak
     (connections held for threads that are gone), inconclusive (calls raised in the churn threads), churn
     (threads open connections of their own), clean. Exit 0 for clean or churn, 1 otherwise, 2 for bad input.
 

@@ -35,10 +35,25 @@ def card(row: dict[str, Any]) -> Verdict:
     figures = (f"{row.get('threads_started', 0):,} threads, {row.get('concurrency', '?')} at once · "
                f"{row.get('connections_opened', 0):,} connections opened · peak {row.get('peak_connections', 0):,} · "
                f"{row.get('leaked_connections', 0):,} leaked")
-    lines = [figures, *([str(row["advice"])] if row.get("advice") else [])]
+    lines = [figures, *rates(row), *([str(row["advice"])] if row.get("advice") else [])]
     if row.get("churn_errors"):
         lines.append(f"{row['churn_errors']:,} errors in the churn threads")
     return Verdict(row_name(row), verdict, good, tuple(printable(line) for line in lines))
+
+
+def shown(value: Any, spec: str, unknown: str = "-") -> str:
+    """A saved number in a format, or `unknown` when it is missing or null."""
+    return unknown if value is None else format(value, spec)
+
+
+def rates(row: dict[str, Any]) -> list[str]:
+    """Connections opened a second and a thread, and TIME_WAIT after the churn; none for an older file."""
+    if row.get("churn_s") is None:
+        return []
+    return [f"{shown(row.get('connections_opened_per_s'), ',.0f')} connections opened a second · "
+            f"{shown(row.get('connections_per_thread'), '.2f')} a thread · "
+            f"{shown(row.get('time_wait_after'), ',', 'unknown')} sockets in TIME_WAIT after the churn "
+            f"({shown(row.get('time_wait_before'), ',', 'unknown')} before)"]
 
 
 def tables(data: dict[str, Any]) -> list:

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
+from mcpool_cli.checks.leaks.timewait import Endpoint, read_time_wait, server_endpoints
 from mcpool_cli.checks.races.stamps import add_site, error_site
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.server import ServerAddress, parse_server
@@ -156,20 +157,43 @@ class ChurnFigures:
     churn_errors: int = 0  # calls (or thread_done) that raised in the churn threads: a clean verdict needs none
     churn_error_sites: dict[str, int] = field(default_factory=dict)  # where they were raised, capped
     connections_over_time: tuple[ConnectionsPoint, ...] = ()  # the baseline, the samples (thinned), the after
-    OPTIONAL = ("churn_errors", "churn_error_sites", "connections_over_time")  # absent from older files
+    churn_s: float | None = None  # from the first churn thread's start to the last one's end
+    time_wait_before: int | None = None  # client sockets in TIME_WAIT to the servers before the churn; None: unknown
+    time_wait_after: int | None = None  # the same, after the churn and its settle
+    OPTIONAL = ("churn_errors", "churn_error_sites", "connections_over_time", "churn_s", "time_wait_before",
+                "time_wait_after")  # absent from older files
+
+    @property
+    def connections_opened_per_s(self) -> float | None:
+        """Connections opened over `churn_s`, the time threads ran (the settle after, when none runs, left out);
+        None for a file written before it was timed, or a churn too short to time."""
+        if not self.churn_s:
+            return None
+        return round(self.connections_opened / self.churn_s, 1)
+
+    @property
+    def connections_per_thread(self) -> float | None:
+        """Connections opened per churn thread: connections per request when each thread is one request."""
+        return round(self.connections_opened / self.threads_started, 3) if self.threads_started else None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every figure, and the two rates derived from them (recomputed, not read, by `from_json`)."""
+        return {**asdict(self), "connections_opened_per_s": self.connections_opened_per_s,
+                "connections_per_thread": self.connections_per_thread}
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "ChurnFigures":
-        """The figures saved flattened into a result row: every one must be there, a whole number."""
+        """The figures saved flattened into a result row: every one must be there, a whole number; the optional
+        ones may be missing (older files), TIME_WAIT and the churn's time may be null (unknown)."""
         counts = {f.name: whole(f.name, row[f.name]) for f in fields(cls) if f.name not in cls.OPTIONAL}
         sites = row.get("churn_error_sites") or {}
         return cls(**counts, churn_errors=whole("churn_errors", row.get("churn_errors", 0)),
                    churn_error_sites={str(site): whole(site, n) for site, n in sites.items()},
                    connections_over_time=tuple(ConnectionsPoint.from_json(point)
-                                               for point in row.get("connections_over_time") or ()))
+                                               for point in row.get("connections_over_time") or ()),
+                   churn_s=seconds_or_none("churn_s", row.get("churn_s")),
+                   time_wait_before=whole_or_none("time_wait_before", row.get("time_wait_before")),
+                   time_wait_after=whole_or_none("time_wait_after", row.get("time_wait_after")))
 
     def to_message(self) -> dict[str, Any]:
         """The snapshot message that carries the figures to the parent, at the end of the churn."""
@@ -188,17 +212,52 @@ def whole(name: str, value: Any) -> int:
     return value
 
 
+def whole_or_none(name: str, value: Any) -> int | None:
+    """A saved count that may be unknown (null)."""
+    return None if value is None else whole(name, value)
+
+
+def seconds_or_none(name: str, value: Any) -> float | None:
+    """A saved time in seconds that may be unknown (null); TypeError naming it when it is not a number."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number of seconds, got {value!r}")
+    return float(value)
+
+
 def progress_message(threads_started: int) -> dict[str, Any]:
     """A snapshot that only says the churn goes on: the watchdog's sign of life."""
     return {"type": "snapshot", "kind": "progress", "completed": threads_started}
 
 
+def run_threads(body: Callable[[int], None], count: int, gate: threading.Semaphore, sampler: PeakSampler,
+                progress: Callable[[int], None]) -> float:
+    """Start `count` threads running `body(token)` as `gate` lets them, and wait for every one; the seconds from
+    the first one's start to the last one's end."""
+    started_s = time.monotonic()
+    threads = []
+    for token in range(count):
+        gate.acquire()
+        threads.append(threading.Thread(target=body, args=(token,), daemon=True))
+        threads[-1].start()
+        sampler.threads_started = token + 1
+        if token % 20 == 19:
+            progress(20)
+    for thread in threads:
+        thread.join()
+    return round(time.monotonic() - started_s, 4)
+
+
 def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_per_thread: int, prefix: str,
-          progress: Callable[[int], None]) -> ChurnFigures:
-    """Start `count` short-lived threads, at most `concurrency` alive; each does a few ops and exits."""
+          progress: Callable[[int], None], remotes: frozenset[Endpoint] = frozenset()) -> ChurnFigures:
+    """Start `count` short-lived threads, at most `concurrency` alive; each does a few ops and exits. TIME_WAIT
+    is counted here, in the worker, before its own sockets close: a FIFO pool's clients, closed as the worker
+    exits, would otherwise count as sockets the churn left."""
     quiet_start = probe.read()[0]
     time.sleep(SETTLE_S)
     baseline, total_before = probe.read()
+    time_wait_before = read_time_wait(remotes)
     sampler = PeakSampler(probe, time.monotonic())
     sampler.peak = baseline
     start_point = sampler.point(baseline)
@@ -227,21 +286,13 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
             gate.release()
 
     sampler.start()
-    threads = []
-    for token in range(count):
-        gate.acquire()
-        threads.append(threading.Thread(target=body, args=(token,), daemon=True))
-        threads[-1].start()
-        sampler.threads_started = token + 1
-        if token % 20 == 19:
-            progress(20)
-    for thread in threads:
-        thread.join()
+    churn_s = run_threads(body, count, gate, sampler, progress)
     gc.collect()
     time.sleep(SETTLE_S)  # let freed clients close their sockets and the server notice
     sampler.done.set()
     sampler.join()
     after, total_after = probe.read()
+    time_wait_after = read_time_wait(remotes)
     over_time = (start_point, *sampler.series.finished(), sampler.point(after))
     held = strategy.held_clients()
     return ChurnFigures(
@@ -251,16 +302,18 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
         standing_clients=strategy.standing_clients(), held_by_pool=len(held),
         dead_thread_clients=sum(1 for client in held if id(client) in owners and strategy.per_thread_clients),
         open_sockets_after=open_sockets(), churn_errors=errors[0], churn_error_sites=dict(sites),
-        connections_over_time=over_time)
+        connections_over_time=over_time, churn_s=churn_s, time_wait_before=time_wait_before,
+        time_wait_after=time_wait_after)
 
 
 def load_leaks(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     """Churn short-lived threads, then report what the server and the pool still hold."""
-    probe = StatsProbe([parse_server(spec) for spec in plan.run.client.servers])
+    servers = [parse_server(spec) for spec in plan.run.client.servers]
+    probe = StatsProbe(servers)
     emitter.send({"type": "phase", "phase": "measure"})
     progress = lambda n: emitter.send(progress_message(n))  # noqa: E731
     figures = churn(prepared.strategy, probe, int(plan.run.setting("churn")), plan.run.threads, 3, plan.run.workload.key_prefix,
-                    progress)
+                    progress, server_endpoints(servers))
     probe.close()
     emitter.send(figures.to_message())
 

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.checks.leaks.loop import ChurnFigures
-from mcpool_cli.checks.leaks.session import LeakCheck
+from mcpool_cli.checks.leaks.session import LeakCheck, piles_up_time_wait
 from mcpool_cli.report.compare import CheckRow, check_comparison
 from mcpool_cli.units import Fitted, format_seconds, outside, printable, sparkline, sparkline_rows, timeline_marks
 
@@ -27,6 +27,26 @@ def connections_line(figures: ChurnFigures) -> RenderableType | None:
     return sparkline_rows([("connections", sparkline([float(high) for high in highs]), legend)])
 
 
+def time_wait_words(figures: ChurnFigures) -> str:
+    """The client sockets in TIME_WAIT to the servers after the churn, and before it, or that they are unknown."""
+    if figures.time_wait_after is None:
+        return "sockets in TIME_WAIT: unknown (no /proc/net/tcp)"
+    before = "unknown" if figures.time_wait_before is None else f"{figures.time_wait_before:,}"
+    return f"{figures.time_wait_after:,} sockets in TIME_WAIT ({before} before)"
+
+
+def rate_line(figures: ChurnFigures) -> RenderableType | None:
+    """How fast the churn opened connections, how many a thread, and the sockets it left in TIME_WAIT (yellow when
+    they pile up); None for a file written before the churn was timed."""
+    if figures.churn_s is None:
+        return None
+    per_s, per_thread = figures.connections_opened_per_s, figures.connections_per_thread
+    rates = ", ".join(("-/s" if per_s is None else f"{per_s:,.0f}/s",
+                       "-" if per_thread is None else f"{per_thread:.2f} per thread"))
+    return outside(f"opened {figures.connections_opened:,} connections in {format_seconds(figures.churn_s)} "
+                   f"({rates}) · {time_wait_words(figures)}", "yellow" if piles_up_time_wait(figures) else "")
+
+
 def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> list[RenderableType]:
     """What the server and the worker counted; on someone else's server, how much other traffic moved it."""
     counted = outside(
@@ -36,8 +56,8 @@ def figure_lines(check: LeakCheck, figures: ChurnFigures, embedded: bool) -> lis
     held = outside(f"in the worker after the churn: {figures.held_by_pool} clients held by the strategy, "
                    f"{figures.dead_thread_clients} of them taken by threads that are gone; "
                    f"{figures.open_sockets_after} sockets open", "dim")
-    over_time = connections_line(figures)
-    lines: list[RenderableType] = [counted, held] if over_time is None else [counted, over_time, held]
+    optional = (rate_line(figures), connections_line(figures))
+    lines: list[RenderableType] = [counted, *(line for line in optional if line is not None), held]
     if figures.churn_errors:
         sites = ", ".join(f"{site} {count:,}" for site, count in
                           sorted(figures.churn_error_sites.items(), key=lambda item: -item[1])[:5])
