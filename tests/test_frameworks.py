@@ -161,3 +161,10 @@ def test_a_missing_framework_is_exit_2_with_its_pip_command(monkeypatch, module,
     distribution = "Django" if module == "django" else "Flask-Caching"
     assert result.stderr.strip() == (f"mcpool: error: strategy {strategy} needs {distribution}, which is not "
                                      f"installed: pip install 'mcpool[{extra}]'")
+
+
+@pytest.mark.parametrize("args", [["--client-option", "no_delay=true"], ["--behavior", "tcp_nodelay=1"]])
+def test_framework_setups_take_no_client_options(args):
+    result = invoke_mcpool("bench", "--strategy", "django-pymemcache", *args)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "django-pymemcache" in result.stderr
