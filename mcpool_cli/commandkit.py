@@ -32,6 +32,11 @@ STRATEGY_HELP = ("Client strategy: shared, fifo, thread-mapped, per-thread, all,
                  "(called with the master pylibmc.Client and the thread count; must return an object with a "
                  "reserve() context manager). Repeatable. Default: fifo, thread-mapped and per-thread.")
 
+OPS_PER_REQUEST = click.option(
+    "--ops-per-request", type=click.IntRange(1, 1_000_000), default=10, show_default=True,
+    help="Framework strategies (django-*, flask-memcached): ops per request, after which the framework's "
+         "end-of-request step runs (Django's request_finished, Flask's app-context teardown).")
+
 
 @dataclass(frozen=True)
 class Outputs:

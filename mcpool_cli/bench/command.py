@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpool_cli.bench.kind import KIND, RESULT_SCHEMA
-from mcpool_cli.commandkit import STRATEGY_HELP, Enter, check_json_target, run_command, shared_options
+from mcpool_cli.commandkit import OPS_PER_REQUEST, STRATEGY_HELP, Enter, check_json_target, run_command, shared_options
 from mcpool_cli.engine.server import ServerAddress
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX, RATES, RATIO, VALUE_SIZE
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
               help="Clients in the FIFO pool (default: one per thread). Fewer than --threads shows pool exhaustion.")
 @click.option("--relinquish/--no-relinquish", default=True, show_default=True,
               help="Call the pool's relinquish() when a thread exits (thread-mapped and custom pools).")
+@OPS_PER_REQUEST
 @click.option("--duration", "duration_s", type=DURATION, default="10s", show_default=True,
               help="How long to measure each strategy: 500ms, 10s, 2m.")
 @click.option("--warmup", "warmup_s", type=DURATION, default="1s", show_default=True,

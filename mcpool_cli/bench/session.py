@@ -44,6 +44,7 @@ class BenchOptions:
     processes: int = 1
     pool_size: int = 0
     relinquish: bool = True
+    ops_per_request: int = 10  # framework strategies: ops per request
     duration_s: float = 10.0
     warmup_s: float = 1.0
     keys: int = 10_000
@@ -144,7 +145,7 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
                    duration_s=options.duration_s, warmup_s=options.warmup_s,
                    hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, rate=rate,
-                   arrival=options.arrival, interval_s=options.interval_s)
+                   arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request)
 
 
 def execute(plan: RunPlan, listener: RunListener) -> RunResult:

@@ -5,6 +5,10 @@ client, and hands the loop an object with pylibmc's call names (get, set, get_mu
 libraries share. Library defaults are kept, except a 5 s connect and read timeout where a library would wait
 forever (pymemcache's default), the same bound pylibmc's poll timeout sets: a frozen server then shows as
 timeouts, not as a hung worker.
+
+Framework setups (Django's cache backends, Flask-Caching) are built in engine/frameworks.py as a typical settings
+file has them, timeouts included: a Django PyMemcacheCache without OPTIONS waits forever on a frozen server, and
+that shows as a hang, as it would in the app. Their builders take the run's ops per request; the others ignore it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ class Family:
 PYLIBMC = Family("pylibmc", "pylibmc", "pylibmc", "")
 PYMEMCACHE = Family("pymemcache", "pymemcache", "pymemcache", "pymemcache")
 MEMCACHE = Family("python-memcached", "memcache", "python-memcached", "memcache")
+DJANGO = Family("Django", "django", "Django", "django")
+FLASK = Family("Flask-Caching", "flask_caching", "Flask-Caching", "flask")
+
+# (servers, threads, pool size, the client's keyword arguments from --client-option, ops per request)
+Builder = Callable[[tuple[str, ...], int, int, dict[str, Any], int], Strategy]
 
 
 @dataclass(frozen=True)
@@ -56,9 +65,9 @@ class StrategyInfo:
     name: str
     family: Family
     summary: str
-    # (servers, threads, pool size, the client's keyword arguments from --client-option)
-    build: Callable[[tuple[str, ...], int, int, dict[str, Any]], Strategy] | None = None
+    build: Builder | None = None
     single_server: bool = True  # the client takes one server; several need the hashing strategy
+    client_options: bool = True  # takes --client-option (framework setups are configured as a settings file is)
 
 
 def host_port(spec: str) -> tuple[str, int]:
@@ -192,27 +201,56 @@ def memcache_client(servers: tuple[str, ...], options: dict[str, Any]) -> Any:
     return memcache.Client(list(servers), **{"socket_timeout": TIMEOUT_S, **options})
 
 
+# ---------------------------------------------------------------- frameworks (engine/frameworks.py)
+
+
+def django_strategy(name: str, servers: tuple[str, ...], ops_per_request: int) -> Strategy:
+    from mcpool_cli.engine.frameworks import DjangoStrategy
+
+    return DjangoStrategy(name, servers, ops_per_request)
+
+
+def flask_strategy(servers: tuple[str, ...], ops_per_request: int) -> Strategy:
+    from mcpool_cli.engine.frameworks import FlaskStrategy
+
+    return FlaskStrategy(servers, ops_per_request)
+
+
 REGISTRY: tuple[StrategyInfo, ...] = (
     StrategyInfo("pymemcache-shared", PYMEMCACHE, "one pymemcache Client shared by all threads (not thread-safe: "
-                 "pymemcache #34)", lambda servers, threads, size, options: SharedClientStrategy(
+                 "pymemcache #34)", lambda servers, threads, size, options, per_request: SharedClientStrategy(
                      "pymemcache-shared", pymemcache_client(servers[0], options))),
     StrategyInfo("pymemcache-pooled", PYMEMCACHE, "pymemcache PooledClient shared by all threads (--pool-size "
                  "clients; exhaustion counted as pool exhausted)",
-                 lambda servers, threads, size, options: PooledClientStrategy(servers[0], size, options)),
+                 lambda servers, threads, size, options, per_request: PooledClientStrategy(servers[0], size, options)),
     StrategyInfo("pymemcache-per-thread", PYMEMCACHE, "a pymemcache Client per thread, in a thread-local",
-                 lambda servers, threads, size, options: ThreadClientStrategy(
+                 lambda servers, threads, size, options, per_request: ThreadClientStrategy(
                      "pymemcache-per-thread", lambda: pymemcache_client(servers[0], options))),
     StrategyInfo("pymemcache-hash", PYMEMCACHE, "one pymemcache HashClient over the servers, shared, no pooling",
-                 lambda servers, threads, size, options: SharedClientStrategy(
+                 lambda servers, threads, size, options, per_request: SharedClientStrategy(
                      "pymemcache-hash", hash_client(servers, False, size, options)), single_server=False),
     StrategyInfo("pymemcache-hash-pooled", PYMEMCACHE, "one pymemcache HashClient with use_pooling=True "
                  "(--pool-size per server), shared",
-                 lambda servers, threads, size, options: SharedClientStrategy(
+                 lambda servers, threads, size, options, per_request: SharedClientStrategy(
                      "pymemcache-hash-pooled", hash_client(servers, True, size, options)), single_server=False),
     StrategyInfo("memcache-shared", MEMCACHE, "one python-memcached Client shared by all threads (a "
                  "threading.local: each thread gets its own connections)",
-                 lambda servers, threads, size, options: SharedClientStrategy("memcache-shared", memcache_client(servers, options)),
+                 lambda servers, threads, size, options, per_request: SharedClientStrategy(
+                     "memcache-shared", memcache_client(servers, options)),
                  single_server=False),
+    StrategyInfo("django-pymemcache", DJANGO, "Django's PyMemcacheCache (a pymemcache HashClient per thread), "
+                 "closed by request_finished every --ops-per-request ops: a new connection per request",
+                 lambda servers, threads, size, options, per_request: django_strategy(
+                     "django-pymemcache", servers, per_request), single_server=False, client_options=False),
+    StrategyInfo("django-pylibmc", DJANGO, "Django's PyLibMCCache (a pylibmc Client per thread), with "
+                 "request_finished every --ops-per-request ops (its close() does nothing)",
+                 lambda servers, threads, size, options, per_request: django_strategy(
+                     "django-pylibmc", servers, per_request), single_server=False, client_options=False),
+    StrategyInfo("flask-memcached", FLASK, "Flask-Caching MemcachedCache: with pylibmc installed, cachelib lends "
+                 "one pylibmc ClientPool of size 1 to all threads (they queue for it); app context popped every "
+                 "--ops-per-request ops",
+                 lambda servers, threads, size, options, per_request: flask_strategy(servers, per_request),
+                 single_server=False, client_options=False),
 )
 
 
@@ -221,8 +259,8 @@ def info(name: str) -> StrategyInfo | None:
 
 
 def build_other(name: str, servers: tuple[str, ...], threads: int, pool_size: int,
-                options: tuple[tuple[str, Any], ...] = ()) -> Strategy:
+                options: tuple[tuple[str, Any], ...] = (), ops_per_request: int = 10) -> Strategy:
     found = info(name)
     assert found is not None and found.build is not None
     importlib.import_module(found.family.module)
-    return found.build(servers, threads, pool_size, dict(options))
+    return found.build(servers, threads, pool_size, dict(options), ops_per_request)

@@ -55,6 +55,7 @@ class RunPlan:
     rate: float = 0.0  # ops per second offered by all workers' threads together (the open model); 0: closed loop
     arrival: str = "constant"  # the open model's gaps between intended starts: constant, or poisson
     interval_s: float = 1.0  # the timeline's interval: the parent files each batch under one
+    ops_per_request: int = 10  # framework setups: ops of one request, then the framework's end-of-request step
 
     @property
     def effective_pool_size(self) -> int:

@@ -44,6 +44,10 @@ def check_families(strategies: tuple[str, ...], servers: tuple[ServerAddress, ..
                 raise UsageProblem(f"--client-option is for other libraries' clients; strategy {name} is pylibmc's: "
                                    "use --behavior, or run it in a separate command")
             continue
+        if client_options and not other.client_options:
+            raise UsageProblem(f"--client-option is for other libraries' clients; strategy {name} is configured as "
+                               f"a typical {other.family.name} settings file is: run it without, or in a separate "
+                               "command")
         check_client_options(name, servers, client_options)
         if behaviors or binary:
             option = "--behavior" if behaviors else "--binary"

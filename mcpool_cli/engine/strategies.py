@@ -255,14 +255,15 @@ def load_factory(spec: str, import_path: tuple[str, ...] = ()) -> Callable[..., 
 
 def build_strategy(name: str, master: Any, threads: int, pool_size: int, relinquish: bool,
                    import_path: tuple[str, ...] = (), servers: tuple[str, ...] = (),
-                   options: tuple[tuple[str, Any], ...] = ()) -> Strategy:
-    """The strategy called `name`: pylibmc's around the master client, another library's around the servers."""
+                   options: tuple[tuple[str, Any], ...] = (), ops_per_request: int = 10) -> Strategy:
+    """The strategy called `name`: pylibmc's around the master client, another library's (or a framework's)
+    around the servers."""
     import pylibmc
 
     from mcpool_cli.engine.families import build_other, info
 
     if info(name) is not None:
-        return build_other(name, servers, threads, pool_size, options)
+        return build_other(name, servers, threads, pool_size, options, ops_per_request)
     if name == "shared":
         return SharedStrategy(master)
     if name == "per-thread":

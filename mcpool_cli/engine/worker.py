@@ -58,7 +58,7 @@ def build_for(plan: WorkerPlan, master: Any) -> Strategy:
     """The plan's strategy around the master client."""
     run = plan.run
     return build_strategy(run.strategy, master, run.threads, run.effective_pool_size, run.relinquish,
-                          run.import_path, run.client.servers, run.client.options)
+                          run.import_path, run.client.servers, run.client.options, run.ops_per_request)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpool_cli.checks.leaks.kind import KIND
-from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.commandkit import OPS_PER_REQUEST, STRATEGY_HELP, Enter, run_command, shared_options
 from mcpool_cli.engine.server import ServerAddress
 from mcpool_cli.kinds import CHECK_SCHEMA
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
               help="Threads alive at once (also the FIFO pool's size).")
 @click.option("--relinquish/--no-relinquish", default=True, show_default=True,
               help="Call the pool's relinquish() as each thread ends (thread-mapped and custom pools).")
+@OPS_PER_REQUEST
 @click.pass_context
 def check_leaks(ctx: click.Context, **params: Any) -> None:
     """Find connections that outlive their threads, counted on the server.

@@ -41,6 +41,7 @@ class LeakOptions:
     concurrency: int = 20
     relinquish: bool = True
     hang_timeout_s: float = 10.0
+    ops_per_request: int = 10  # framework strategies: ops per request
     import_path: tuple[str, ...] = ()
 
 
@@ -162,7 +163,7 @@ class LeakSession(Session):
                        workload=Workload(keys=1, key_prefix=f"{self.key_prefix}leaks:{strategy}:"),
                        threads=options.concurrency, relinquish=options.relinquish, duration_s=0.0, warmup_s=0.0,
                        hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, mode="leaks",
-                       settings=(("churn", options.churn),))
+                       settings=(("churn", options.churn),), ops_per_request=options.ops_per_request)
 
 
 from_json = LeakSession.from_json

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpool_cli.checks.races.kind import KIND
-from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.commandkit import OPS_PER_REQUEST, STRATEGY_HELP, Enter, run_command, shared_options
 from mcpool_cli.engine.server import ServerAddress
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import CHECK_SCHEMA
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
 @click.option("--fork", is_flag=True,
               help="Check fork safety instead: one client connected before fork(), used by parent and child.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (kept in the results).")
+@OPS_PER_REQUEST
 @click.pass_context
 def check_races(ctx: click.Context, **params: Any) -> None:
     """Prove whether a client strategy is thread-safe, with evidence.

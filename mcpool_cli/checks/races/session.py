@@ -128,6 +128,7 @@ class RaceOptions:
     seed: int = 0
     hang_timeout_s: float = 10.0
     fork: bool = False
+    ops_per_request: int = 10  # framework strategies: ops per request
     import_path: tuple[str, ...] = ()
 
 
@@ -316,7 +317,8 @@ def trial_plan(options: RaceOptions, strategy: str, servers: tuple[ServerAddress
     return RunPlan(strategy=strategy, client=ClientConfig(servers=tuple(s.spec for s in servers)),
                    workload=Workload(keys=1, seed=options.seed, key_prefix=prefix), threads=options.threads,
                    duration_s=options.duration_s, warmup_s=0.0, hang_timeout_s=options.hang_timeout_s,
-                   import_path=options.import_path, mode="races-fork" if strategy == FORK else "races")
+                   import_path=options.import_path, mode="races-fork" if strategy == FORK else "races",
+                   ops_per_request=options.ops_per_request)
 
 
 @dataclass

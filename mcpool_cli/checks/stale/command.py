@@ -10,7 +10,7 @@ import click
 
 from mcpool_cli.checks.stale.faults import EMBEDDED_ONLY
 from mcpool_cli.checks.stale.kind import KIND
-from mcpool_cli.commandkit import STRATEGY_HELP, Enter, run_command, shared_options
+from mcpool_cli.commandkit import OPS_PER_REQUEST, STRATEGY_HELP, Enter, run_command, shared_options
 from mcpool_cli.errors import UsageProblem
 from mcpool_cli.options import BEHAVIOR, DURATION, MIX
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
 @click.option("--compare-behaviors", is_flag=True,
               help="Run each strategy three times: libmemcached defaults, retry_timeout=1, and "
                    "remove_failed=1 with dead_timeout=1; say which shortened the outage.")
+@OPS_PER_REQUEST
 @click.pass_context
 def check_stale(ctx: click.Context, **params: Any) -> None:
     """What pooled clients do when the server goes away: false misses, errors, outage and recovery.

@@ -44,6 +44,7 @@ class StaleOptions:
     compare_behaviors: bool = False
     client_options: tuple[tuple[str, int | str], ...] = ()  # keyword arguments of another library's client
     hang_timeout_s: float = 10.0
+    ops_per_request: int = 10  # framework strategies: ops per request
     import_path: tuple[str, ...] = ()
 
     @property
@@ -207,7 +208,7 @@ class StaleSession(Session):
             threads=options.threads, duration_s=options.before_s + options.fault_length_s
             + options.recover_within_s + SETTLE_S, warmup_s=0.0,
             hang_timeout_s=options.hang_timeout_s + options.longest_silence_s, import_path=options.import_path,
-            mode="stale", settings=(("rate", options.rate),
+            ops_per_request=options.ops_per_request, mode="stale", settings=(("rate", options.rate),
                                     ("pause_at_s", options.before_s if options.fault == "idle" else 0.0)))
 
     def load_s(self, plan: RunPlan, times: FaultTimes) -> float | None:
