@@ -68,6 +68,11 @@ class StrategyInfo:
     build: Builder | None = None
     single_server: bool = True  # the client takes one server; several need the hashing strategy
     client_options: bool = True  # takes --client-option (framework setups are configured as a settings file is)
+    also: tuple[Family, ...] = ()  # other libraries it needs (Django's PyMemcacheCache needs pymemcache)
+
+    def missing(self) -> Family | None:
+        """The first library it needs that is not installed, or None."""
+        return next((family for family in (self.family, *self.also) if not family.installed()), None)
 
 
 def host_port(spec: str) -> tuple[str, int]:
@@ -216,6 +221,23 @@ def flask_strategy(servers: tuple[str, ...], ops_per_request: int) -> Strategy:
     return FlaskStrategy(servers, ops_per_request)
 
 
+def project_django(servers: tuple[str, ...], ops_per_request: int) -> Strategy:
+    from mcpool_cli.engine.frameworks import ProjectDjangoStrategy
+
+    return ProjectDjangoStrategy(servers, ops_per_request)
+
+
+def project_flask(servers: tuple[str, ...], ops_per_request: int) -> Strategy:
+    import os
+
+    from mcpool_cli.engine.frameworks import ProjectFlaskStrategy
+
+    return ProjectFlaskStrategy(servers, ops_per_request, os.environ["FLASK_APP"])
+
+
+PROJECT_ENV = {"django-settings": "DJANGO_SETTINGS_MODULE", "flask-app": "FLASK_APP"}  # what names the project
+
+
 REGISTRY: tuple[StrategyInfo, ...] = (
     StrategyInfo("pymemcache-shared", PYMEMCACHE, "one pymemcache Client shared by all threads (not thread-safe: "
                  "pymemcache #34)", lambda servers, threads, size, options, per_request: SharedClientStrategy(
@@ -241,7 +263,8 @@ REGISTRY: tuple[StrategyInfo, ...] = (
     StrategyInfo("django-pymemcache", DJANGO, "Django's PyMemcacheCache (a pymemcache HashClient per thread), "
                  "closed by request_finished every --ops-per-request ops: a new connection per request",
                  lambda servers, threads, size, options, per_request: django_strategy(
-                     "django-pymemcache", servers, per_request), single_server=False, client_options=False),
+                     "django-pymemcache", servers, per_request), single_server=False, client_options=False,
+                 also=(PYMEMCACHE,)),
     StrategyInfo("django-pylibmc", DJANGO, "Django's PyLibMCCache (a pylibmc Client per thread), with "
                  "request_finished every --ops-per-request ops (its close() does nothing)",
                  lambda servers, threads, size, options, per_request: django_strategy(
@@ -250,6 +273,14 @@ REGISTRY: tuple[StrategyInfo, ...] = (
                  "one pylibmc ClientPool of size 1 to all threads (they queue for it); app context popped every "
                  "--ops-per-request ops",
                  lambda servers, threads, size, options, per_request: flask_strategy(servers, per_request),
+                 single_server=False, client_options=False),
+    StrategyInfo("django-settings", DJANGO, "your Django project's default cache, as DJANGO_SETTINGS_MODULE "
+                 "configures it (LOCATION pointed at the server under test), request_finished every "
+                 "--ops-per-request ops", lambda servers, threads, size, options, per_request: project_django(
+                     servers, per_request), single_server=False, client_options=False),
+    StrategyInfo("flask-app", FLASK, "your Flask app's Flask-Caching cache, as the app FLASK_APP names configures "
+                 "it (servers pointed at the server under test), app context popped every --ops-per-request ops",
+                 lambda servers, threads, size, options, per_request: project_flask(servers, per_request),
                  single_server=False, client_options=False),
 )
 

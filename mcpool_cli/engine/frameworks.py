@@ -147,6 +147,41 @@ def configure_django(backend: str, servers: tuple[str, ...]) -> None:
     django.setup()
 
 
+def configure_project(servers: tuple[str, ...]) -> None:
+    """The user's own Django project (DJANGO_SETTINGS_MODULE), set up once in this worker process: its default
+    cache as its settings configure it, pointed at the server under test (LOCATION) and with mcpool's raw keys
+    (KEY_FUNCTION); every other setting (BACKEND, OPTIONS, TIMEOUT, …) is the project's."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured or "default" not in settings.CACHES:
+        settings.CACHES  # reading a setting loads DJANGO_SETTINGS_MODULE; a broken one raises here
+    default = dict(settings.CACHES["default"])
+    default.update(LOCATION=servers[0] if len(servers) == 1 else list(servers), KEY_FUNCTION=RAW_KEY)
+    settings.CACHES = {**settings.CACHES, "default": default}
+    django.setup()
+
+
+class ProjectDjangoStrategy(RequestStrategy):
+    """`django-settings`: the cache of the project DJANGO_SETTINGS_MODULE names, used as DjangoStrategy uses
+    a typical one (a backend per thread, request_finished after each request)."""
+
+    def __init__(self, servers: tuple[str, ...], ops_per_request: int) -> None:
+        super().__init__("django-settings", ops_per_request)
+        configure_project(servers)
+
+    def front(self) -> Front:
+        from django.core.cache import cache
+
+        return Front(cache)
+
+    def end_request(self, token: Any) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.core.signals import request_finished
+
+        request_finished.send(sender=WSGIHandler)
+
+
 class DjangoStrategy(RequestStrategy):
     """Django's cache in a request thread: `django.core.cache.cache` (one backend object per thread, as
     Django keeps them), and `request_finished` sent at the end of each request, as Django's handler does
@@ -208,3 +243,33 @@ class FlaskStrategy(RequestStrategy):
 
     def standing_clients(self) -> int:
         return 1
+
+
+def load_flask_app(spec: str) -> Any:
+    """The Flask app FLASK_APP names, as `flask run` finds it: `module`, `module:app` or `module:create_app()`
+    (a module's `app`, or its `create_app()`)."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    if attr:
+        target = getattr(module, attr.removesuffix("()"))
+        return target() if attr.endswith("()") else target
+    return getattr(module, "app", None) or module.create_app()
+
+
+class ProjectFlaskStrategy(FlaskStrategy):
+    """`flask-app`: the user's own app (FLASK_APP) and its Flask-Caching cache as its config sets it up, pointed
+    at the server under test (CACHE_MEMCACHED_SERVERS) and with mcpool's raw keys (CACHE_KEY_PREFIX "")."""
+
+    name = "flask-app"
+
+    def __init__(self, servers: tuple[str, ...], ops_per_request: int, spec: str) -> None:
+        RequestStrategy.__init__(self, self.name, ops_per_request)
+        self.app = load_flask_app(spec)
+        caches = list((self.app.extensions.get("cache") or {}).keys())
+        if not caches:
+            raise RuntimeError(f"FLASK_APP={spec}: the app has no Flask-Caching Cache (init_app was not called)")
+        self.cache = caches[0]
+        self.app.config.update(CACHE_MEMCACHED_SERVERS=list(servers), CACHE_KEY_PREFIX="")
+        self.cache.init_app(self.app)  # its backend built again from the app's config, now pointed here

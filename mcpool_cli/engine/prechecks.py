@@ -22,9 +22,12 @@ def expand_strategies(names: tuple[str, ...], default: tuple[str, ...] = SAFE_DE
             if one not in BUILTIN and not is_custom(one) and other is None:
                 raise UsageProblem(f"unknown strategy {one!r}: use one of {', '.join(BUILTIN)}, all, one of "
                                    "`mcpool strategies`, or module:callable for your own pool")
-            if other is not None and not other.family.installed():
-                raise UsageProblem(f"strategy {one} needs {other.family.distribution}, which is not installed: "
-                                   f"{other.family.pip}")
+            if other is not None:
+                check_project(one)
+            missing = None if other is None else other.missing()
+            if missing is not None:
+                raise UsageProblem(f"strategy {one} needs {missing.distribution}, which is not installed: "
+                                   f"{other.family.pip}")  # the strategy's extra installs all it needs
             if one not in expanded:
                 expanded.append(one)
     return tuple(expanded)
@@ -112,3 +115,16 @@ def check_client_options(name: str, servers: tuple[ServerAddress, ...],
         build_other(name, specs, 1, 1, client_options).close()
     except (TypeError, ValueError) as exc:
         raise UsageProblem(f"--client-option for {name}: {exc}") from exc
+
+
+def check_project(name: str) -> None:
+    """A strategy that runs the user's own project needs the variable that names it."""
+    import os
+
+    from mcpool_cli.engine.families import PROJECT_ENV
+
+    variable = PROJECT_ENV.get(name)
+    if variable and not os.environ.get(variable):
+        example = "mysite.settings" if variable == "DJANGO_SETTINGS_MODULE" else "app:app"
+        raise UsageProblem(f"strategy {name} measures your project's cache: set {variable} (e.g. "
+                           f"{variable}={example}) and run from the folder that holds it")

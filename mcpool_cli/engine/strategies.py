@@ -263,6 +263,9 @@ def build_strategy(name: str, master: Any, threads: int, pool_size: int, relinqu
     from mcpool_cli.engine.families import build_other, info
 
     if info(name) is not None:
+        for entry in reversed(import_path):  # a project's settings or app module, from the folder it runs in
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
         return build_other(name, servers, threads, pool_size, options, ops_per_request)
     if name == "shared":
         return SharedStrategy(master)
