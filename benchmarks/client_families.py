@@ -21,7 +21,7 @@ from pathlib import Path
 from mcpool_cli.engine.server import EmbeddedServer
 
 STRATEGIES = ("per-thread", "fifo", "pymemcache-per-thread", "pymemcache-pooled", "pymemcache-hash-pooled",
-              "memcache-shared")
+              "memcache-shared", "django-pymemcache", "django-pylibmc", "flask-memcached")
 TUNED = ("pymemcache-per-thread", "pymemcache-pooled", "pymemcache-hash-pooled")  # again with no_delay=True
 TUNED_OPTION = "no_delay=true"
 
