@@ -85,7 +85,11 @@ def stale_verdict(outcome: str, figures: StaleFigures | None, bound_s: float) ->
     return "slow-recovery" if figures.recovery_s > bound_s else "recovered"
 
 
-def stale_advice(verdict: str, figures: StaleFigures | None, bound_s: float, worker: WorkerOutcome) -> str:
+PYMEMCACHE_ERRORS = ("pymemcache-", "django-pymemcache")  # strategies whose calls raise pymemcache's errors
+
+
+def stale_advice(verdict: str, figures: StaleFigures | None, bound_s: float, worker: WorkerOutcome,
+                 strategy: str = "") -> str:
     """One line of advice on a verdict; for a run that did not finish, what stopped it."""
     if verdict == "false-misses":
         return ("Gets of keys that were there answered \"not found\" without an exception: code that treats a "
@@ -97,6 +101,9 @@ def stale_advice(verdict: str, figures: StaleFigures | None, bound_s: float, wor
     if verdict in ("not-recovered", "slow-recovery"):
         return (f"Calls still failed {bound_s:g} s after the server was back: lower retry_timeout, or "
                 "recreate clients on ServerDown.")
+    if verdict == "recovered" and figures is not None and figures.ops_failed and strategy.startswith(PYMEMCACHE_ERRORS):
+        return ("Every call failed loudly until the client reconnected: catch pymemcache's MemcacheError and "
+                "OSError around cache calls and fall back.")
     if verdict == "recovered" and figures is not None and figures.ops_failed:
         return ("Every call failed loudly until the client reconnected: catch pylibmc.Error around cache calls "
                 "and fall back; a lower retry_timeout shortens the window.")
@@ -128,7 +135,7 @@ class StaleCheck:
         """The check of a run that just ended, with its verdict and advice worked out once."""
         verdict = stale_verdict(worker.outcome, figures, bound_s)
         return cls(strategy, variant, behaviors, fault, worker.outcome, figures, detail, bound_s, verdict,
-                   stale_advice(verdict, figures, bound_s, worker), over_time)
+                   stale_advice(verdict, figures, bound_s, worker, strategy), over_time)
 
     def to_json(self) -> dict[str, Any]:
         """The result's row: its figures, then (`interval_s`, `fault_at_s`, `back_at_s`, `intervals`) its timeline."""
