@@ -1,6 +1,7 @@
 """Race detection logic, without memcached: stamps, anomaly classes, desync errors, verdicts."""
 
 import pytest
+from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownCommandError, MemcacheUnknownError
 
 from mcpool_cli.checks.races.stamps import (Stamp, check_own, check_shared, classify_error, decode_value, encode_value,
                               verdict)
@@ -46,6 +47,9 @@ class SocketCreateError(Exception):
     (Error("error 31 from memcached_set: A TIMEOUT OCCURRED"), "error"),
     (Error("error 47 from memcached_get(k): SERVER HAS FAILED AND IS DISABLED UNTIL TIMED RETRY"), "error"),
     (ConnectionError("error 3 from memcached_set: CONNECTION FAILURE"), "error"),
+    (MemcacheUnknownError("STORED"), "protocol_desync"),  # pymemcache: a set's reply read by a get
+    (MemcacheUnknownCommandError("ERROR"), "protocol_desync"),
+    (MemcacheUnexpectedCloseError(), "error"),
 ])
 def test_desync_errors_are_told_from_ordinary_ones(exc, kind):
     assert classify_error(exc) == kind

@@ -20,7 +20,10 @@ ANOMALY_WORDS = {
 # another command: UNKNOWN READ FAILURE, PROTOCOL ERROR, ERROR (pylibmc's SocketCreateError), DATA EXISTS,
 # NOT STORED, STORED, NOT FOUND, END, DELETED, VALUE, STAT, ITEM, parse error.
 DESYNC_CODES = frozenset({7, 8, 11, 12, 14, 15, 16, 21, 22, 23, 24, 25, 43})
-DESYNC_CLASSES = frozenset({"UnknownReadFailure", "ProtocolError", "SocketCreateError", "DataExists"})
+DESYNC_CLASSES = frozenset({"UnknownReadFailure", "ProtocolError", "SocketCreateError", "DataExists",  # pylibmc
+                            # pymemcache: a reply it did not expect (another command's: STORED to a get), and
+                            # the server's ERROR or CLIENT_ERROR to a request two threads' writes garbled
+                            "MemcacheUnknownError", "MemcacheUnknownCommandError", "MemcacheClientError"})
 _CODE = re.compile(r"error (\d+) from ")
 # Exceptions a client library raises from its own Python code when two threads share its state: a dict entry
 # another thread removed, a half-read reply, an assertion on protocol state, a socket in the wrong state. Against
