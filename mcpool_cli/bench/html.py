@@ -13,15 +13,14 @@ from typing import Any
 from mcpool_cli.bench.kind import row_label
 from mcpool_cli.engine.histograms import decode_histogram
 from mcpool_cli.report.charts import Series, color, log_axis, nines_chart, nines_trace, timeline_chart, trace_values
-from mcpool_cli.report.html import Chart, Source, Table, Verdict, label
+from mcpool_cli.report.html import Chart, Source, Table, Verdict, label, rows_of
 from mcpool_cli.units import format_duration_us, format_number, printable
 
 OP_DASHES = {"get": "solid", "set": "dash", "delete": "dot", "get_multi": "dashdot"}
 
 
 def runs_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    runs = data.get("runs")
-    return [run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else []
+    return rows_of(data, "runs")
 
 
 def verdicts(data: dict[str, Any]) -> list[Verdict]:

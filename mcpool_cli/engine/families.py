@@ -16,11 +16,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import queue
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager
 
-from mcpool_cli.engine.strategies import Lease, Strategy
+from mcpool_cli.engine.strategies import PerThreadStrategy, SharedStrategy, Strategy
 
 TIMEOUT_S = 5.0
 
@@ -95,45 +94,30 @@ def pymemcache_client(spec: str, options: dict[str, Any]) -> Any:
     return Client(host_port(spec), **with_timeouts(options))
 
 
-class SharedClientStrategy(Strategy):
-    """One client object for every thread."""
+class SharedClientStrategy(SharedStrategy):
+    """One client object of another library for every thread, closed at the end."""
 
     def __init__(self, name: str, client: Any) -> None:
+        super().__init__(client)
         self.name = name
-        self._lease = Lease(client)
-
-    def reserve(self) -> ContextManager[Any]:
-        return self._lease
-
-    def thread_client(self) -> Any:
-        return self._lease.client
-
-    def standing_clients(self) -> int:
-        return 1
 
     def close(self) -> None:
-        closing = getattr(self._lease.client, "close", None) or getattr(self._lease.client, "disconnect_all", None)
+        client = self.thread_client()
+        closing = getattr(client, "close", None) or getattr(client, "disconnect_all", None)
         if closing is not None:
             closing()
 
 
-class ThreadClientStrategy(Strategy):
+class ThreadClientStrategy(PerThreadStrategy):
     """A client made by `make` for each thread, kept in a thread-local and closed when the thread ends."""
 
     def __init__(self, name: str, make: Callable[[], Any]) -> None:
+        super().__init__(None)
         self.name = name
         self._make = make
-        self._local = threading.local()
 
-    def reserve(self) -> ContextManager[Any]:
-        try:
-            return self._local.lease
-        except AttributeError:
-            self._local.lease = Lease(self._make())
-            return self._local.lease
-
-    def thread_client(self) -> Any:
-        return self.reserve().__enter__()
+    def new_client(self) -> Any:
+        return self._make()
 
     def thread_done(self) -> None:
         lease = self._local.__dict__.pop("lease", None)

@@ -144,8 +144,12 @@ class PerThreadStrategy(Strategy):
         try:
             return self._local.lease
         except AttributeError:
-            self._local.lease = Lease(self._master.clone())
+            self._local.lease = Lease(self.new_client())
             return self._local.lease
+
+    def new_client(self) -> Any:
+        """The client a thread keeps: a clone of the master."""
+        return self._master.clone()
 
     def thread_client(self) -> Any:
         return self.reserve().__enter__()

@@ -83,6 +83,19 @@ class Source:
         return f"{self.label} · {what}" if self.label else what
 
 
+def rows_of(data: dict[str, Any], key: str = "results") -> list[dict[str, Any]]:
+    """A document's per-strategy entries (its `results`, or bench's `runs`), skipping what is not an object."""
+    rows = data.get(key)
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def passed(kind: Any, verdict: str) -> bool | None:
+    """A card's state: True for a verdict the kind calls good, None for one that is neither, else False."""
+    if verdict in kind.good_verdicts:
+        return True
+    return None if verdict in ("interrupted", "inconclusive") else False
+
+
 # ---------------------------------------------------------------- pages from saved documents
 
 

@@ -7,16 +7,11 @@ from typing import Any
 
 from mcpool_cli.checks.leaks.kind import KIND
 from mcpool_cli.report.charts import color
-from mcpool_cli.report.html import Chart, Source, Verdict, label
+from mcpool_cli.report.html import Chart, Source, Verdict, label, passed, rows_of
 from mcpool_cli.units import printable
 
 COUNTS = (("connections_opened", "opened during the churn"), ("peak_connections", "peak at once"),
           ("leaked_connections", "left open after (leaked)"))
-
-
-def results_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    results = data.get("results")
-    return [row for row in results if isinstance(row, dict)] if isinstance(results, list) else []
 
 
 def row_name(row: dict[str, Any]) -> str:
@@ -26,12 +21,12 @@ def row_name(row: dict[str, Any]) -> str:
 
 
 def verdicts(data: dict[str, Any]) -> list[Verdict]:
-    return [card(row) for row in results_of(data)]
+    return [card(row) for row in rows_of(data)]
 
 
 def card(row: dict[str, Any]) -> Verdict:
     verdict = str(row.get("verdict") or "?")
-    good = True if verdict in KIND.good_verdicts else (None if verdict in ("interrupted", "inconclusive") else False)
+    good = passed(KIND, verdict)
     figures = (f"{row.get('threads_started', 0):,} threads, {row.get('concurrency', '?')} at once · "
                f"{row.get('connections_opened', 0):,} connections opened · peak {row.get('peak_connections', 0):,} · "
                f"{row.get('leaked_connections', 0):,} leaked")
@@ -61,7 +56,7 @@ def tables(data: dict[str, Any]) -> list:
 
 
 def charts(sources: list[Source]) -> tuple[list[Chart], list[str]]:
-    rows = [(source.name(row_name(row)), row) for source in sources for row in results_of(source.data)]
+    rows = [(source.name(row_name(row)), row) for source in sources for row in rows_of(source.data)]
     if not rows:
         return [], ["No results in this file: the check ran nothing."]
     built, missing = [], []

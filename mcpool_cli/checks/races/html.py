@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcpool_cli.checks.races.kind import KIND
-from mcpool_cli.report.html import Chart, Source, Table, Verdict, label
+from mcpool_cli.report.html import Chart, Source, Table, Verdict, label, passed, rows_of
 from mcpool_cli.units import printable
 
 OUTCOME_COLORS = {"ok": "#2da44e", "crashed": "#cf222e", "hung": "#bc4c00", "interrupted": "#9a6700"}
@@ -14,18 +14,13 @@ ANOMALY_COLORS = {"other_key": "#cf222e", "stale_own": "#bc4c00", "false_miss": 
                   "protocol_desync": "#0969da", "errors": "#d4a72c"}
 
 
-def results_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    results = data.get("results")
-    return [row for row in results if isinstance(row, dict)] if isinstance(results, list) else []
-
-
 def verdicts(data: dict[str, Any]) -> list[Verdict]:
-    return [card(row) for row in results_of(data)]
+    return [card(row) for row in rows_of(data)]
 
 
 def card(row: dict[str, Any]) -> Verdict:
     verdict = str(row.get("verdict") or "?")
-    good = True if verdict in KIND.good_verdicts else (None if verdict in ("interrupted", "inconclusive") else False)
+    good = passed(KIND, verdict)
     lines = [str(row[key]) for key in ("summary", "advice") if row.get(key)]
     if row.get("unexplained_errors"):
         lines.append(f"{row['unexplained_errors']:,} errors not explained by a race or the server")
@@ -35,14 +30,14 @@ def card(row: dict[str, Any]) -> Verdict:
 def tables(data: dict[str, Any]) -> list[Table]:
     rows = tuple((printable(row.get("strategy")), printable(example.get("kind")), printable(example.get("key")),
                   printable(example.get("expected"))[:80], printable(example.get("got"))[:80])
-                 for row in results_of(data) for example in row.get("examples") or [] if isinstance(example, dict))
+                 for row in rows_of(data) for example in row.get("examples") or [] if isinstance(example, dict))
     return [Table("Evidence: what a thread read back (examples)", ("strategy", "kind", "key", "expected", "got"),
                   rows)] if rows else []
 
 
 def trials_of(source: Source) -> list[tuple[str, dict[str, Any]]]:
     return [(source.name(f"{row.get('strategy', '?')} #{trial.get('trial', index + 1)}"), trial)
-            for row in results_of(source.data)
+            for row in rows_of(source.data)
             for index, trial in enumerate(t for t in row.get("trials") or [] if isinstance(t, dict))]
 
 
@@ -82,7 +77,7 @@ def trials_chart(trials: list[tuple[str, dict[str, Any]]]) -> Chart:
 
 def anomalies_chart(sources: list[Source]) -> Chart:
     """Anomalies by kind, and errors, summed over each strategy's trials."""
-    rows = [(source.name(str(row.get("strategy", "?"))), row) for source in sources for row in results_of(source.data)]
+    rows = [(source.name(str(row.get("strategy", "?"))), row) for source in sources for row in rows_of(source.data)]
     kinds = list(dict.fromkeys(kind for _, row in rows for kind in (row.get("anomalies") or {})))
     data = [{"type": "bar", "name": label(kind.replace("_", " ")), "x": [label(n) for n, _ in rows],
              "y": [(row.get("anomalies") or {}).get(kind, 0) for _, row in rows],

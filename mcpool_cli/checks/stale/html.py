@@ -8,15 +8,10 @@ from typing import Any
 
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.report.charts import middle_s, ms, per_s
-from mcpool_cli.report.html import Chart, Source, Table, Verdict, label
+from mcpool_cli.report.html import Chart, Source, Table, Verdict, label, passed, rows_of
 from mcpool_cli.units import format_seconds, printable
 
 SOLID = {"down": "#8c959f", "outage": "#cf222e", "recovery": "#d4a72c"}
-
-
-def results_of(data: dict[str, Any]) -> list[dict[str, Any]]:
-    results = data.get("results")
-    return [row for row in results if isinstance(row, dict)] if isinstance(results, list) else []
 
 
 def row_name(row: dict[str, Any]) -> str:
@@ -25,12 +20,12 @@ def row_name(row: dict[str, Any]) -> str:
 
 
 def verdicts(data: dict[str, Any]) -> list[Verdict]:
-    return [card(row) for row in results_of(data)]
+    return [card(row) for row in rows_of(data)]
 
 
 def card(row: dict[str, Any]) -> Verdict:
     verdict = str(row.get("verdict") or "?")
-    good = True if verdict in KIND.good_verdicts else (None if verdict in ("interrupted", "inconclusive") else False)
+    good = passed(KIND, verdict)
     figures = (f"{row.get('false_misses', 0):,} false misses · {row.get('error_count', 0):,} errors · "
                f"outage {format_seconds(row.get('outage_s'))} · recovery {format_seconds(row.get('recovery_s'))}")
     lines = [figures, *(str(row[key]) for key in ("fault_detail", "advice") if row.get(key))]
@@ -38,7 +33,7 @@ def card(row: dict[str, Any]) -> Verdict:
 
 
 def tables(data: dict[str, Any]) -> list[Table]:
-    rows = tuple((row_name(row), printable(name), f"{count:,}") for row in results_of(data)
+    rows = tuple((row_name(row), printable(name), f"{count:,}") for row in rows_of(data)
                  for name, count in sorted((row.get("errors") or {}).items(), key=lambda e: -e[1]))
     return [Table("Errors the callers saw, by class", ("strategy", "error", "count"), rows)] if rows else []
 
@@ -46,7 +41,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
 def charts(sources: list[Source]) -> tuple[list[Chart], list[str]]:
     built, missing = [], []
     for source in sources:
-        for row in results_of(source.data):
+        for row in rows_of(source.data):
             name = source.name(row_name(row))
             intervals = [r for r in row.get("intervals") or [] if isinstance(r, dict)]
             if intervals:
