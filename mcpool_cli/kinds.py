@@ -93,11 +93,12 @@ class Kind:
 def registered() -> tuple[Kind, ...]:
     """Every kind, in the order commands, scenario sections and reports list them."""
     from mcpool_cli.bench.kind import KIND as bench
+    from mcpool_cli.checks.failover.kind import KIND as failover
     from mcpool_cli.checks.leaks.kind import KIND as leaks
     from mcpool_cli.checks.races.kind import KIND as races
     from mcpool_cli.checks.stale.kind import KIND as stale
 
-    return bench, races, leaks, stale
+    return bench, races, leaks, stale, failover
 
 
 def by_name(name: str) -> Kind:

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from mcpool_cli.checks.stale.analysis import analyse
-from mcpool_cli.checks.stale.faults import FaultTimes
+from mcpool_cli.engine.faults import FaultTimes
 from mcpool_cli.checks.stale.loop import StaleBatch
-from mcpool_cli.checks.stale.proxy import FaultProxy
+from mcpool_cli.engine.proxy import FaultProxy
 from mcpool_cli.cli import cli
 from tests.conftest import TESTS, invoke_mcpool
 from tests.test_interrupt import alive, descendants, start_measuring

@@ -235,6 +235,11 @@ REGISTRY: tuple[StrategyInfo, ...] = (
     StrategyInfo("pymemcache-hash", PYMEMCACHE, "one pymemcache HashClient over the servers, shared, no pooling",
                  lambda servers, threads, size, options, per_request: SharedClientStrategy(
                      "pymemcache-hash", hash_client(servers, False, size, options)), single_server=False),
+    StrategyInfo("pymemcache-hash-per-thread", PYMEMCACHE, "a pymemcache HashClient per thread, in a thread-local "
+                 "(each with its own failed and dead servers)",
+                 lambda servers, threads, size, options, per_request: ThreadClientStrategy(
+                     "pymemcache-hash-per-thread", lambda: hash_client(servers, False, size, options)),
+                 single_server=False),
     StrategyInfo("pymemcache-hash-pooled", PYMEMCACHE, "one pymemcache HashClient with use_pooling=True "
                  "(--pool-size per server), shared",
                  lambda servers, threads, size, options, per_request: SharedClientStrategy(

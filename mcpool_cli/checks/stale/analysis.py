@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpool_cli.checks.stale.faults import FaultTimes
+from mcpool_cli.engine.faults import FaultTimes
 from mcpool_cli.checks.stale.loop import StaleBatch
 from mcpool_cli.engine.histograms import quantize_counts
 from mcpool_cli.engine.timeline import Timeline

@@ -113,7 +113,7 @@ def check_settings(settings: dict[str, Any]) -> None:
 def start(options: StaleOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> StaleSession:
     """The session, ready to run: restart and idle on a memcached started here, which it controls; drop and
     freeze through a proxy in front of each server (the given ones, or one started here)."""
-    from mcpool_cli.checks.stale.proxy import FaultProxy
+    from mcpool_cli.engine.proxy import FaultProxy
     from mcpool_cli.checks.stale.session import StaleSession
     from mcpool_cli.engine.prechecks import check_client
     from mcpool_cli.engine.server import EmbeddedServer, check_reachable

@@ -8,9 +8,9 @@ thread exits). Worker times and fault times are both `time.monotonic_ns()`, one 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from mcpool_cli.engine.faults import Fault
 from mcpool_cli.engine.server import EmbeddedServer, ServerAddress, server_stats
 from mcpool_cli.errors import UsageProblem
 
@@ -24,49 +24,6 @@ FAULT_HELP = {
     "freeze": "mcpool's loopback proxy stops forwarding for --outage (any server)",
 }
 IDLE_SETTLE_S = 0.3  # after the first idle kick: the server closes every idle connection in one sweep
-
-
-@dataclass
-class FaultTimes:
-    """When the fault struck and when the server was usable again (monotonic ns), and what was done."""
-
-    start_ns: int = 0
-    back_ns: int = 0
-    refill: tuple[int, int] | None = None  # restart: from the new server's start to its refill; misses here are real
-    detail: str = ""
-
-
-class Fault:
-    """Polled by the runner from the main thread; acts when the load has run `before_s`."""
-
-    name = ""
-
-    def __init__(self, before_s: float) -> None:
-        self.before_ns = int(before_s * 1e9)
-        self.times = FaultTimes()
-        self.t0_ns: int | None = None
-        self.state = "waiting"
-
-    def poll(self, workers: list[Any]) -> None:
-        if self.t0_ns is None:
-            starts = [m["t0_ns"] for w in workers for m in w.messages if m.get("phase") == "measure"]
-            if not starts:
-                return
-            self.t0_ns = min(starts)
-        if self.state != "done":
-            self.step(time.monotonic_ns(), workers)
-
-    def step(self, now_ns: int, workers: list[Any]) -> None:
-        raise NotImplementedError
-
-    @property
-    def due(self) -> bool:
-        return self.t0_ns is not None and time.monotonic_ns() >= self.t0_ns + self.before_ns
-
-    @property
-    def happened(self) -> bool:
-        """Whether the fault struck (it may not have ended: Ctrl-C, a crash, a server that would not start)."""
-        return bool(self.times.start_ns)
 
 
 class RestartFault(Fault):

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures, StaleStats, analyse, interval_for
-from mcpool_cli.checks.stale.faults import DropFault, Fault, FaultTimes, FreezeFault, IdleFault, RestartFault
+from mcpool_cli.checks.stale.faults import DropFault, FreezeFault, IdleFault, RestartFault
+from mcpool_cli.engine.faults import Fault, FaultTimes
 from mcpool_cli.checks.stale.kind import KIND
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
