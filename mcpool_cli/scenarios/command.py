@@ -52,7 +52,7 @@ def scenarios(ctx: click.Context) -> None:
 @click.argument("spec", metavar="FILE|NAME")
 @click.option("--duration", "quick_s", type=DURATION, default=None,
               help="Shorten every phase for a quick run: caps bench's and check-races' --duration, bench's "
-                   "--warmup and check-stale's --before.")
+                   "--warmup, check-stale's --before and check-failover's --before and --after.")
 @click.option("--server", "-s", "servers", type=SERVER, multiple=True,
               help="memcached HOST:PORT for every phase, instead of the file's servers; repeatable.")
 @click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",
@@ -70,7 +70,7 @@ def run(ctx: click.Context, spec: str, quick_s: float | None, servers: tuple[Any
         quiet: bool) -> None:
     """Run a scenario: a TOML file, or the name of a shipped one (see `mcpool scenarios`).
 
-    Runs its phases (bench, check-races, check-leaks, check-stale) in turn with the file's options and
+    Runs its phases (bench, check-races, check-leaks, check-stale, check-failover) in turn with the file's options and
     thresholds, then prints every threshold ✓ or ✗. Exit 0 when every phase passed, 1 when a check found a
     problem or a threshold failed, 2 for a bad file (checked whole before any load), 130 on Ctrl-C.
 

@@ -4,7 +4,7 @@
 description = "one line for `mcpool scenarios`"
 servers = ["127.0.0.1:11211"]          # optional; else MCPOOL_SERVERS, else the embedded memcached
 
-[bench]                                # and/or [races], [leaks], [stale]
+[bench]                                # and/or [races], [leaks], [stale], [failover]
 strategies = ["fifo", "per-thread"]
 threads = 12
 duration = "10s"
@@ -36,7 +36,7 @@ from mcpool_cli.report.thresholds import check_metrics, parse_threshold
 NOT_IN_FILES = ("json_path", "quiet", "junit_path", "html_path", "servers", "hdr_log")  # set by `mcpool run` itself
 RENAMED = {"strategies": "strategies", "behaviors": "behaviors", "duration": "duration_s", "warmup": "warmup_s",
            "hang_timeout": "hang_timeout_s", "outage": "outage_s", "idle_timeout": "idle_timeout_s",
-           "before": "before_s", "recover_within": "recover_within_s", "rate": "rates", "interval": "interval_s"}
+           "before": "before_s", "after": "after_s", "recover_within": "recover_within_s", "rate": "rates", "interval": "interval_s"}
 
 
 def top_keys() -> tuple[str, ...]:
@@ -45,7 +45,7 @@ def top_keys() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Phase:
-    kind: Kind  # its section is the kind's name: [bench], [races], [leaks], [stale]
+    kind: Kind  # its section is the kind's name: [bench], [races], [leaks], [stale], [failover]
     args: tuple[str, ...]  # the command's options, as on the command line
     thresholds: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)  # the same, parsed by the command's click options
@@ -131,7 +131,7 @@ def load(spec: str, commands: dict[str, click.Command], quick_s: float | None = 
             raise UsageProblem(f"{path}: {kind.name}: expected a table [{kind.name}]")
         phases.append(_phase(path, kind, table, commands[kind.command], quick_s))
     if not phases:
-        raise UsageProblem(f"{path}: nothing to run; add a [bench], [races], [leaks] or [stale] table")
+        raise UsageProblem(f"{path}: nothing to run; add a [bench], [races], [leaks], [stale] or [failover] table")
     return Scenario(path.stem, str(path), description, tuple(servers), tuple(phases))
 
 

@@ -54,7 +54,7 @@ class FailoverOptions:
 VERDICT_WORDS = {
     "transparent": "only the failed node's keys missed while it was out, and it was used again once back",
     "inconsistent": "reads returned values older than ones already written (stale) or another key's",
-    "errors": "callers got exceptions through the outage: the node was never taken out",
+    "errors": "callers got exceptions late in the outage, or with the nodes healthy",
     "stalled": "calls on the failed node's keys waited on it instead of failing over",
     "stuck": "the node was back, but the client never sent it a key again",
     "reshuffled": "keys of nodes that never failed were missed: the client remapped them",
@@ -86,9 +86,7 @@ def judged_findings(f: FailoverFigures, outage_s: float) -> list[tuple[str, str]
         ("inconsistent", f"{f.wrong_values:,} values of another key, or unreadable" if f.wrong_values else ""),
         ("inconsistent", f"{f.lost_writes:,} sets returned False without an exception: writes lost silently"
          if f.lost_writes else ""),
-        ("errors", f"{f.errors_late_in_outage:,} errors in the outage's second half (last "
-         f"{f.last_error_s:.2f} s after the fault)" if f.errors_late_in_outage and f.last_error_s is not None
-         else ""),
+        ("errors", late_errors(f)),
         ("stalled", f"calls on the failed node's keys waited up to {f.longest_failed_key_op_s:.2f} s"
          if stalled else ""),
         ("stuck", "the node was back, but no key went to it again before the load ended"
@@ -99,6 +97,17 @@ def judged_findings(f: FailoverFigures, outage_s: float) -> list[tuple[str, str]
          f"({f.errors_before_fault:,} before it, {f.errors_after_settled:,} after the load had settled)"
          if f.errors_before_fault or f.errors_after_settled else ""),
     ]
+
+
+def late_errors(f: FailoverFigures) -> str:
+    """Errors in the outage's second half, in words: the node never taken out, or tried again while still down."""
+    if not f.errors_late_in_outage:
+        return ""
+    last = "" if f.last_error_s is None else f" (the last {f.last_error_s:.2f} s after the fault)"
+    if f.ejected_s is None:
+        return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}: the node was never taken out")
+    return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}, after the node was taken out: "
+            "the client tried it again while it was still down")
 
 
 def missing_evidence(f: FailoverFigures) -> list[str]:
@@ -129,6 +138,11 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
         return ("The node came back with values older than those written elsewhere while it was out, and served "
                 "them. Bring a failed node back empty (restart memcached rather than reconnect it), give keys a "
                 "short TTL, or do not eject nodes (writes then fail instead of going elsewhere).")
+    if verdict == "errors" and figures is not None and figures.ejected_s is not None and figures.errors_late_in_outage:
+        name, value = dead
+        return (f"After {name}={value:g} s the client sent to the node again while it was still down, and callers got "
+                "errors until it was taken out again: catch the client's errors around cache calls and fall back; "
+                f"a longer {name} retries less often, and keeps a node that is back out longer.")
     if verdict == "errors" and library == "pylibmc":
         fix = "use ketama with remove_failed=1" if not config.setting("ketama") else "add remove_failed=1"
         return (f"libmemcached kept the failed node's keys on it and raised until it was back: {fix} (and "
