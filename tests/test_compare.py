@@ -175,7 +175,7 @@ BAD = {
                 'v2.json: schema "mcpool.result/2", from another version of mcpool'),
     "other.json": ('{"schema": "k6.summary/1"}', 'other.json: schema "k6.summary/1"; expected'),
     "kind.json": ('{"schema": "mcpool.check/1", "check": "speed"}',
-                  'kind.json: mcpool.check/1 with "check" "speed"; expected "races", "leaks" or "stale"'),
+                  'kind.json: mcpool.check/1 with "check" "speed"; expected "races", "leaks", "stale" or "failover"'),
     "nested.json": ('{"schema": "mcpool.run/1", "documents": [{"schema": "mcpool.run/1"}]}',
                     'nested.json: documents[0]: schema "mcpool.run/1"; expected'),
     "damaged.json": ('{"schema": "mcpool.result/1", "options": {}}',

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures, StaleStats, interval_for
-from mcpool_cli.checks.stale.faults import FaultTimes
+from mcpool_cli.engine.faults import FaultTimes
 from mcpool_cli.checks.stale.command import check_stale, validate
 from mcpool_cli.checks.stale.loop import StaleBatch
 from mcpool_cli.checks.stale.render import render
@@ -244,7 +244,7 @@ def test_the_report_draws_the_timeline_with_the_fault_marked():
 
 def test_a_stall_long_after_the_server_came_back_does_not_stretch_the_outage():
     from mcpool_cli.checks.stale.analysis import analyse
-    from mcpool_cli.checks.stale.faults import FaultTimes
+    from mcpool_cli.engine.faults import FaultTimes
     from mcpool_cli.checks.stale.loop import StaleBatch
 
     ms = 1_000_000

@@ -52,7 +52,7 @@ def scenarios(ctx: click.Context) -> None:
 @click.argument("spec", metavar="FILE|NAME")
 @click.option("--duration", "quick_s", type=DURATION, default=None,
               help="Shorten every phase for a quick run: caps bench's and check-races' --duration, bench's "
-                   "--warmup, check-stale's --before and check-failover's --before and --after.")
+                   "--warmup, check-stale's --before and check-failover's --before and --outage.")
 @click.option("--server", "-s", "servers", type=SERVER, multiple=True,
               help="memcached HOST:PORT for every phase, instead of the file's servers; repeatable.")
 @click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",

@@ -21,6 +21,7 @@ from typing import Any
 
 from mcpool_cli.checks.failover.loop import FIRST_ERROR, GET_OK, MISS, NOT_STORED, SET_OK, STALE, WRONG, OpBatch
 
+EJECTING_MS = 250  # each thread's client ejects the node on its own first failures: errors this close are those
 TAIL_S = 1.0  # "after it came back" is read off this last stretch of the load
 SETTLE_S = 1.0  # errors later than this after the node was back (and re-admitted) are not the fault's
 INTERVALS_S = (1.0, 0.5, 0.25, 0.2, 0.1)
@@ -89,6 +90,7 @@ class FailoverFigures:
     errors: dict[str, int]
     errors_before_fault: int
     errors_late_in_outage: int  # in the outage's second half: callers still failing
+    errors_after_ejection: int  # from a quarter second after the ejection to the node's return
     errors_after_settled: int
     last_error_s: float | None  # after the fault struck
     misses_failed_keys: int  # misses of the failed node's keys after the fault struck
@@ -152,6 +154,8 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
         homes_known=len(routing.homes), ops=len(ops), ops_skipped=batch.skipped, errors=by_class,
         errors_before_fault=sum(1 for op in errors if op[1] < at.fault_ms),
         errors_late_in_outage=sum(1 for op in errors if half_ms <= op[1] < at.outage_end_ms),
+        errors_after_ejection=0 if ejected is None else sum(
+            1 for op in errors if ejected + EJECTING_MS <= op[1] < at.outage_end_ms),
         errors_after_settled=sum(1 for op in errors if op[1] >= settled_ms),
         last_error_s=seconds(max(op[1] for op in after_fault) - at.fault_ms) if after_fault else None,
         misses_failed_keys=failed_misses, misses_other_keys=len(misses) - failed_misses,

@@ -17,5 +17,5 @@ KIND = Kind(
              "readmitted_s", "moved_during", "moved_after", "moved_if_removed", "errors_late_in_outage",
              "longest_op_s", "longest_failed_key_op_s", "last_error_s", "exposed_reads"),
     good_verdicts=("transparent",), verdict_styles={"transparent": "bold green", "inconclusive": "bold yellow"},
-    modes=("failover",), quick_keys=("before",), row_label=row_label,
+    modes=("failover",), quick_keys=("before", "outage"), row_label=row_label,
     words=f'check-failover results ({CHECK_SCHEMA} "failover")')

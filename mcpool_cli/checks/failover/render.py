@@ -14,11 +14,10 @@ from mcpool_cli.checks.failover.session import FailoverCheck, FailoverSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
 from mcpool_cli.units import Fitted, format_number, format_seconds, outside, sparkline, sparkline_rows
 
-COLUMNS = ("verdict", "errors", "misses", "stale\nreads", "ejected", "re-admitted", "moved\nout", "moved\nafter",
-           "moved if\nremoved")
-LEGEND = ("misses: of the failed node's keys / of other keys · ejected: fault to the first of its keys sent "
+COLUMNS = ("verdict", "errors", "misses", "stale\nreads", "ejected", "re-admitted", "moved\nout", "moved if\nremoved")
+LEGEND = ("misses: of the failed node's keys, after the fault (others are a finding) · ejected: fault to the first of its keys sent "
           "elsewhere · re-admitted: node back to the first key sent to it again · moved out: share of keys sent "
-          "away from their node while it was out · moved after: over the load's last second · moved if removed: "
+          "away from their node while it was out · moved if removed: "
           "share of keys the client maps elsewhere once the failed node is out of its server list")
 TOLD = ("stale reads", "errors", "re-admitted")  # what `mcpool compare` says changed, in this order
 
@@ -44,9 +43,9 @@ def results_table(session: FailoverSession) -> Table:
     title = (f"check-failover · {nodes} nodes · node {options.node} {options.fault} for {options.outage_s:g} s, "
              f"rejoins {options.rejoin} · {options.threads} threads × {options.rate:g} ops/s")
     table = Table(title=outside(title), title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
-    table.add_column("config", ratio=1)
+    table.add_column("config", no_wrap=True)
     for name in COLUMNS:
-        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=name != "verdict")
+        table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
     for check in session.results:
         table.add_row(outside(check.config.name), Text(check.verdict, style=KIND.style(check.verdict)),
                       *figure_cells(check))
@@ -61,11 +60,11 @@ def figure_cells(check: FailoverCheck) -> list[str]:
     f = check.figures
     removed = "-" if check.probe is None else share(check.probe.moved_share)
     if f is None:
-        return ["-"] * 7 + [removed]
+        return ["-"] * 6 + [removed]
     readmitted = "never" if f.readmitted_s is None else format_seconds(f.readmitted_s)
-    return [f"{f.error_count:,}", f"{f.misses_failed_keys:,} / {f.misses_other_keys:,}", f"{f.stale_reads:,}",
+    return [f"{f.error_count:,}", f"{f.misses_failed_keys:,}", f"{f.stale_reads:,}",
             "never" if f.ejected_s is None else format_seconds(f.ejected_s), readmitted, share(f.moved_during),
-            share(f.moved_after), removed]
+            removed]
 
 
 def check_notes(check: FailoverCheck) -> list[RenderableType]:
@@ -78,6 +77,8 @@ def check_notes(check: FailoverCheck) -> list[RenderableType]:
                           f"{share(f.failed_share)} of the keys · {f.failed_key_ops:,} ops on them while it was "
                           f"out, the longest {format_seconds(f.longest_failed_key_op_s)} · exposed reads "
                           f"{f.exposed_reads:,}"))
+        lines.append(Text(f"keys sent away from their node: {share(f.moved_during)} while it was out, "
+                          f"{share(f.moved_after)} over the load's last second"))
         if f.errors:
             errors = sorted(f.errors.items(), key=lambda item: -item[1])
             lines.append(outside("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), "red"))

@@ -106,8 +106,11 @@ def late_errors(f: FailoverFigures) -> str:
     last = "" if f.last_error_s is None else f" (the last {f.last_error_s:.2f} s after the fault)"
     if f.ejected_s is None:
         return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}: the node was never taken out")
-    return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}, after the node was taken out: "
-            "the client tried it again while it was still down")
+    if f.errors_after_ejection:
+        return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}, after the node was taken out "
+                f"({f.ejected_s:.2f} s after the fault): the client tried it again while it was still down")
+    return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}: the node was taken out only "
+            f"{f.ejected_s:.2f} s after the fault")
 
 
 def missing_evidence(f: FailoverFigures) -> list[str]:
@@ -138,7 +141,7 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
         return ("The node came back with values older than those written elsewhere while it was out, and served "
                 "them. Bring a failed node back empty (restart memcached rather than reconnect it), give keys a "
                 "short TTL, or do not eject nodes (writes then fail instead of going elsewhere).")
-    if verdict == "errors" and figures is not None and figures.ejected_s is not None and figures.errors_late_in_outage:
+    if verdict == "errors" and figures is not None and figures.errors_after_ejection and figures.errors_late_in_outage:
         name, value = dead
         return (f"After {name}={value:g} s the client sent to the node again while it was still down, and callers got "
                 "errors until it was taken out again: catch the client's errors around cache calls and fall back; "
@@ -154,7 +157,7 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
         return "Calls raised through the outage: catch the client's errors around cache calls and fall back."
     if verdict == "stalled":
         return ("Calls waited on the frozen node: lower the client's timeouts (pylibmc: connect_timeout and "
-                "poll_timeout in ms; pymemcache: connect_timeout and timeout) so a stalled node counts as failed.")
+                "_poll_timeout in ms; pymemcache: connect_timeout and timeout) so a stalled node counts as failed.")
     if verdict == "stuck":
         name, value = dead
         if library == "pylibmc" and not value:
