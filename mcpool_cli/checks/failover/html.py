@@ -87,7 +87,8 @@ def charts(sources: list[Source]) -> tuple[list[Chart], list[str]]:
     rows = [(source.name(row_name(row)), row) for source in sources for row in rows_of(source.data)]
     if not rows:
         return [], ["No results in this file: the check ran no configuration (interrupted before the first?)."]
-    moved = [(name, row) for name, row in rows if any(isinstance(row.get(key), (int, float)) for key, *_ in MOVED)]
+    moved = [(source, row) for source in sources for row in rows_of(source.data)
+             if any(isinstance(row.get(key), (int, float)) for key, *_ in MOVED)]
     timelines, missing = [], []
     for name, row in rows:
         intervals = [r for r in row.get("intervals") or [] if isinstance(r, dict)]
@@ -119,13 +120,16 @@ def nodes_of(row: dict[str, Any]) -> int | None:
     return len(intervals[0]["nodes"]) if intervals else None
 
 
-def moved_chart(rows: list[tuple[str, dict[str, Any]]]) -> Chart:
-    """Grouped bars of the three moved shares per configuration, and a dashed line at 1/N."""
-    x = [label(name) for name, _ in rows]
+def moved_chart(rows: list[tuple[Source, dict[str, Any]]]) -> Chart:
+    """Grouped bars of the three moved shares per configuration (grouped by file when several), and a dashed
+    line at 1/N."""
+    configs = [label(row_name(row)) for _, row in rows]
+    x = [[label(source.label) for source, _ in rows], configs] if any(source.label for source, _ in rows) else configs
     data = [{"type": "bar", "name": words, "x": x, "marker": {"color": colour},
              "y": [row.get(key) if isinstance(row.get(key), (int, float)) else None for _, row in rows],
+             "customdata": [label(source.name(row_name(row))) for source, row in rows],
              "texttemplate": "%{y:.0%}", "textposition": "outside", "cliponaxis": False,
-             "hovertemplate": f"%{{x}}: %{{y:.1%}} of keys moved {words}<extra></extra>"}
+             "hovertemplate": f"%{{customdata}}: %{{y:.1%}} of keys moved {words}<extra></extra>"}
             for key, words, colour in MOVED]
     shapes, notes = [], []
     for nodes in sorted({n for n in (nodes_of(row) for _, row in rows) if n}):
@@ -133,9 +137,11 @@ def moved_chart(rows: list[tuple[str, dict[str, Any]]]) -> Chart:
                        "y1": 1 / nodes, "line": {"color": "#1f2328", "width": 1.5, "dash": "dash"}, "layer": "below"})
         notes.append({"xref": "paper", "x": 1, "xanchor": "left", "yref": "y", "y": 1 / nodes, "showarrow": False,
                       "text": f"1/N = {1 / nodes:.0%}<br>({nodes} nodes)", "align": "left"})
-    layout = {"barmode": "group", "shapes": shapes, "annotations": notes, "margin": {"t": 20, "r": 90},
+    layout = {"barmode": "group", "shapes": shapes, "annotations": notes, "margin": {"t": 40, "r": 90},
+              "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom"}, "xaxis": {"automargin": True},
               "yaxis": {"title": {"text": "share of keys moved"}, "tickformat": ".0%", "rangemode": "tozero"}}
-    return Chart("Keys moved to another node, per configuration", data, layout, height_px=380, name="failover-moved",
+    height_px = 380 if x is configs else 480  # room for the files' names under the configurations'
+    return Chart("Keys moved to another node, per configuration", data, layout, height_px=height_px, name="failover-moved",
                  caption="Share of keys the client sent to a node other than their own: while the node was out; over "
                          "the load's last second, after it was back; and, asked of the client apart from the load, "
                          "once the failed node is removed from its server list. Removing one node of N, consistent "
