@@ -2,6 +2,7 @@
 wrote in headless Chromium (Debian's chromium package) and keep the top of the page, through its first chart.
 
     python docs/screenshots.py            # from the repository's root, with mcpool installed
+    python docs/screenshots.py failover   # only the pictures named
 
 Each picture is docs/img/<name>.png; the commands are the ones printed under the pictures in the README.
 """
@@ -25,6 +26,7 @@ RUNS = {  # name: the mcpool command, without its --html
     "races": "check-races --strategy shared --strategy per-thread",
     "leaks": "check-leaks --strategy fifo --strategy thread-mapped --no-relinquish",
     "stale": "check-stale --fault restart --strategy per-thread --strategy fifo",
+    "failover": "check-failover --config ketama-eject-2s --outage 1.5s --before 1s --after 3s",
     "compare": "compare pool4.json pool12.json",  # after the two runs below
 }
 BEFORE = {"compare": ("bench --strategy fifo --threads 12 --pool-size 4 --duration 4s --json pool4.json",
@@ -33,7 +35,7 @@ THROUGH_FIRST_CHART = "[0, document.querySelector('figure').getBoundingClientRec
 ONLY_CHART = ("(function (f) {{ var r = f.getBoundingClientRect(); return [r.top + window.scrollY - 8, "
               "r.bottom + window.scrollY + 8]; }})(Array.from(document.querySelectorAll('figure'))"
               ".find(function (f) {{ return f.querySelector('h3').textContent.indexOf({title!r}) === 0; }}))")
-CLIPS = {"sweep": ONLY_CHART.format(title="Sweep")}
+CLIPS = {"sweep": ONLY_CHART.format(title="Sweep"), "failover": ONLY_CHART.format(title="ketama-eject-2s:")}
 
 
 def mcpool(command: str, folder: str) -> None:
@@ -43,7 +45,16 @@ def mcpool(command: str, folder: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def chosen(names: list[str]) -> dict[str, str]:
+    """The runs of the pictures named on the command line; all of them when none is."""
+    unknown = [name for name in names if name not in RUNS]
+    if unknown:
+        sys.exit(f"docs/screenshots.py: no picture named {', '.join(unknown)} (there are {', '.join(RUNS)})")
+    return {name: command for name, command in RUNS.items() if not names or name in names}
+
+
 def main() -> None:
+    runs = chosen(sys.argv[1:])
     executable = chromium_path()
     if executable is None:
         sys.exit("docs/screenshots.py needs chromium (apt-get install chromium)")
@@ -52,7 +63,7 @@ def main() -> None:
     browser = Browser(executable)
     try:
         with tempfile.TemporaryDirectory() as folder:
-            for name, command in RUNS.items():
+            for name, command in runs.items():
                 page = Path(folder) / f"{name}.html"
                 for first in BEFORE.get(name, ()):
                     mcpool(first, folder)

@@ -130,6 +130,34 @@ def test_check_pages_show_each_verdict_with_its_evidence(memcached, browser, tmp
     assert any(note.startswith("▼ fault +") for note in notes) and any(note.startswith("▲ server back +") for note in notes)
 
 
+def test_failover_page_draws_each_configuration_around_the_fault(browser, tmp_path):
+    page, saved = tmp_path / "failover.html", tmp_path / "failover.json"
+    code, err = run("check-failover", "--config", "modula", "--config", "ketama-eject-2s", "--outage", "1s",
+                    "--before", "500ms", "--after", "1500ms", "--quiet", "--html", str(page), "--json", str(saved))
+    assert code in (0, 1), err
+    seen = opened(browser, page, tmp_path, charts_at_least=3)
+    rows = json.loads(saved.read_text())["results"]
+    assert [row["config"] for row in rows] == ["modula", "ketama-eject-2s"]
+    for row in rows:  # each card says what the file says, with its figures and advice
+        assert f"{row['config']}\n{row['verdict']}" in seen.text
+        assert f"{row['error_count']:,} errors · misses {row['misses_failed_keys']:,} failed" in seen.text
+        assert row["advice"] in seen.text
+    assert [chart["title"] for chart in seen.charts] == ["Keys moved to another node, per configuration",
+                                                         "modula: keys per node and ops around the fault",
+                                                         "ketama-eject-2s: keys per node and ops around the fault"]
+    figures = {figure["name"]: figure for figure in figures_of(page)}
+    assert [shape["y0"] for shape in figures["failover-moved"]["layout"]["shapes"]] == [1 / 3]
+    for row in rows:
+        figure = figures[f"failover-{row['config']}"]
+        notes = [note["text"] for note in figure["layout"]["annotations"]]
+        assert notes == [f"node 1 killed +{row['fault_at_s']:.2f} s ▼", f"▲ node 1 back +{row['back_at_s']:.2f} s"]
+        failed = next(trace for trace in figure["data"] if trace["name"] == "node 1 (failed)")
+        # its proxy refused connections, so no key reached it (open ones close within the proxy's 0.2 s accept timeout)
+        out = [y for x, y in zip(failed["x"], failed["y"]) if row["fault_at_s"] + 0.3 < x < row["back_at_s"] - 0.1]
+        assert out and set(out) == {0}, failed
+    assert "Errors the callers saw, by class" in seen.text and "modula\tServerDown" in seen.text
+
+
 def test_interrupted_run_still_gets_its_page(memcached, browser, tmp_path):
     page = tmp_path / "interrupted.html"
     process = start_measuring("bench", "-s", memcached.spec, "--strategy", "per-thread", "--threads", "2",
