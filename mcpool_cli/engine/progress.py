@@ -44,13 +44,13 @@ class PlainProgress(NullProgress):
         self._next = 0.0
 
     def phase(self, plan: RunPlan, phase: str) -> None:
-        print(f"[{printable(plan.strategy)}] {PHASE_WORDS.get(phase, phase)}", file=self.stream, flush=True)
+        print(f"[{printable(plan.name)}] {PHASE_WORDS.get(phase, phase)}", file=self.stream, flush=True)
         self._next = self.get_time() + self.interval_s
 
     def tick(self, plan: RunPlan, elapsed_s: float, ops: int, ops_per_s: float, errors: int) -> None:
         now = self.get_time()
         if elapsed_s > 0 and now >= self._next:
-            print(f"[{printable(plan.strategy)}] {status_line(plan, elapsed_s, ops_per_s, errors)}", file=self.stream,
+            print(f"[{printable(plan.name)}] {status_line(plan, elapsed_s, ops_per_s, errors)}", file=self.stream,
                   flush=True)
             self._next = now + self.interval_s
 
@@ -66,10 +66,10 @@ class LiveProgress(NullProgress):
         self._progress.start()
 
     def _task(self, plan: RunPlan) -> TaskID:
-        if plan.strategy not in self._tasks:
-            self._tasks[plan.strategy] = self._progress.add_task(printable(plan.strategy), total=plan.duration_s,
+        if plan.name not in self._tasks:
+            self._tasks[plan.name] = self._progress.add_task(printable(plan.name), total=plan.duration_s,
                                                                  status="starting")
-        return self._tasks[plan.strategy]
+        return self._tasks[plan.name]
 
     def phase(self, plan: RunPlan, phase: str) -> None:
         self._progress.update(self._task(plan), status=PHASE_WORDS.get(phase, phase))

@@ -217,8 +217,9 @@ class FaultProxy:
         """Refuse connections (the listening socket closes) and close every open one: a dead host."""
         with contextlib.suppress(OSError):
             self.listener.close()
-        self.acceptor.join(timeout=2.0)
         self.drop()
+        self.acceptor.join(timeout=2.0)  # it sees the closed listener within its 0.2 s accept timeout
+        self.drop()  # a connection it accepted meanwhile
 
     def reopen(self) -> None:
         """After refuse(): listen on the same port again. OSError when another program took it meanwhile."""

@@ -210,10 +210,11 @@ def over_time(batch: OpBatch, routing: Routing, at: Moments, interval_s: float) 
     step = round(interval_s * 1000)
     count = max(1, -(-(at.end_ms - at.t0_ms) // step))
     rows = [{"t_s": round(i * interval_s, 3), "length_s": interval_s, "ok": 0, "misses": 0, "stale": 0,
-             "wrong": 0, "errors": 0, "took_us": [], "nodes": [0] * len(routing.seen)} for i in range(count)]
+             "wrong": 0, "lost": 0, "errors": 0, "took_us": [], "nodes": [0] * len(routing.seen)} for i in range(count)]
     for _, end, _, code, took in zip(batch.start_ms, batch.end_ms, batch.key, batch.code, batch.took_us):
         row = rows[min(count - 1, max(0, (end - at.t0_ms) // step))]
-        name = "errors" if code >= FIRST_ERROR else {MISS: "misses", STALE: "stale", WRONG: "wrong"}.get(code, "ok")
+        name = "errors" if code >= FIRST_ERROR else {MISS: "misses", STALE: "stale", WRONG: "wrong",
+                                                      NOT_STORED: "lost"}.get(code, "ok")
         row[name] += 1
         if name == "ok":
             row["took_us"].append(took)

@@ -13,7 +13,7 @@ from mcpool_cli.units import format_seconds, printable
 
 OUTCOMES = (  # a stack of bars per interval: (its keys in the interval, its name, its colour)
     (("ok",), "ok", "#2da44e"), (("misses",), "misses", "#d4a72c"), (("errors",), "errors raised", "#cf222e"),
-    (("stale", "wrong"), "stale or wrong values", "#8250df"))
+    (("stale", "wrong"), "stale or wrong values", "#8250df"), (("lost",), "lost writes (set returned False)", "#000000"))
 MOVED = (("moved_during", "while the node was out", "#56b4e9"),
          ("moved_after", "after it was back (the load's last second)", "#0072b2"),
          ("moved_if_removed", "if it were removed from the server list", "#d55e00"))
@@ -64,8 +64,8 @@ def figures_line(row: dict[str, Any]) -> str:
     moved = (f"moved {share(row.get('moved_during'))} out / {share(row.get('moved_after'))} after / "
              f"{share(row.get('moved_if_removed'))} if removed")
     return " · ".join([f"{errors:,} errors", misses, f"{count(row, 'stale_reads')} stale reads", *silent,
-                       f"ejected {format_seconds(row.get('ejected_s'))}",
-                       f"re-admitted {format_seconds(row.get('readmitted_s'))}", moved])
+                       f"rerouted {format_seconds(row.get('ejected_s'))}",
+                       f"used again {format_seconds(row.get('readmitted_s'))}", moved])
 
 
 def tables(data: dict[str, Any]) -> list[Table]:
@@ -221,8 +221,7 @@ def moment_marks(row: dict[str, Any], end_s: float) -> tuple[list[dict[str, Any]
 
 
 def timeline_caption(row: dict[str, Any], first: bool) -> str:
-    lost = (" Sets that returned False without raising (lost writes, in the card) count as ok here."
-            if row.get("lost_writes") else "")
+    lost = (" Lost writes: sets that returned False without raising." if row.get("lost_writes") else "")
     if not first:
         return ("Drawn as the first chart of this kind above: keys forwarded to each node a second; the callers' ops "
                 f"a second by outcome; dotted, the fault and the node's return, with the outage shaded.{lost}")

@@ -14,12 +14,13 @@ from mcpool_cli.checks.failover.session import FailoverCheck, FailoverSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
 from mcpool_cli.units import Fitted, format_number, format_seconds, outside, sparkline, sparkline_rows
 
-COLUMNS = ("verdict", "errors", "misses", "stale\nreads", "ejected", "re-admitted", "moved\nout", "moved if\nremoved")
-LEGEND = ("misses: of the failed node's keys, after the fault (others are a finding) · ejected: fault to the first of its keys sent "
-          "elsewhere · re-admitted: node back to the first key sent to it again · moved out: share of keys sent "
+COLUMNS = ("verdict", "errors", "misses", "stale\nreads", "rerouted", "used\nagain", "moved\nout", "moved if\nremoved")
+LEGEND = ("misses: of the failed node's keys, after the fault (others are a finding) · rerouted (ejected_s): fault to "
+          "the first of its keys sent elsewhere · used again (readmitted_s): node back to the first key sent to it "
+          "again · moved out: share of keys sent "
           "away from their node while it was out · moved if removed: "
           "share of keys the client maps elsewhere once the failed node is out of its server list")
-TOLD = ("stale reads", "errors", "re-admitted")  # what `mcpool compare` says changed, in this order
+TOLD = ("stale reads", "errors", "used again")  # what `mcpool compare` says changed, in this order
 
 
 def render(session: FailoverSession, console: Any, saved: bool = False) -> None:
@@ -30,7 +31,7 @@ def render(session: FailoverSession, console: Any, saved: bool = False) -> None:
 
 def report(session: FailoverSession) -> RenderableType:
     """The results table, each configuration's notes and advice, and the legend."""
-    parts: list[RenderableType] = [Fitted(results_table(session), ("moved", "re-admitted", "ejected")), Text("")]
+    parts: list[RenderableType] = [Fitted(results_table(session), ("moved", "used", "rerouted")), Text("")]
     for check in session.results:
         parts += check_notes(check)
     parts.append(Text(LEGEND, style="dim"))
@@ -73,7 +74,8 @@ def check_notes(check: FailoverCheck) -> list[RenderableType]:
     lines: list[RenderableType] = [outside(check.detail or "the fault was not injected", "dim", lines=True)]
     f = check.figures
     if f is not None:
-        lines.append(Text(f"ops {f.ops:,} ({f.ops_skipped:,} never started, stuck) · the failed node held "
+        lines.append(Text(f"ops {f.ops:,} ({f.ops_skipped:,} due while their thread was busy, never started) · "
+                          f"the failed node held "
                           f"{share(f.failed_share)} of the keys · {f.failed_key_ops:,} ops on them while it was "
                           f"out, the longest {format_seconds(f.longest_failed_key_op_s)} · exposed reads "
                           f"{f.exposed_reads:,}"))
@@ -133,7 +135,7 @@ def failover_rows(doc: Any) -> list[CheckRow]:
         rows.append(CheckRow(doc.label, check.config.name, check.verdict, {
             "stale reads": "-" if f is None else f"{f.stale_reads:,}",
             "errors": "-" if f is None else f"{f.error_count:,}",
-            "re-admitted": "-" if f is None else ("never" if f.readmitted_s is None else format_seconds(f.readmitted_s)),
+            "used again": "-" if f is None else ("never" if f.readmitted_s is None else format_seconds(f.readmitted_s)),
             "moved out": "-" if f is None else share(f.moved_during)}))
     return rows
 

@@ -289,7 +289,7 @@ class FailoverSession(Session):
             workload=Workload(keys=options.keys, key_prefix=f"{self.key_prefix}failover:{tag}:"),
             threads=options.threads, duration_s=options.duration_s, warmup_s=0.0,
             hang_timeout_s=options.hang_timeout_s + options.outage_s, import_path=options.import_path,
-            mode="failover", settings=(("rate", options.rate), ("write_share", options.write_share)))
+            mode="failover", label=config.name, settings=(("rate", options.rate), ("write_share", options.write_share)))
 
     def fault(self, plan: RunPlan) -> NodeFault:
         options = self.options
