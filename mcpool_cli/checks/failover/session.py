@@ -141,20 +141,8 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
         return ("The node came back with values older than those written elsewhere while it was out, and served "
                 "them. Bring a failed node back empty (restart memcached rather than reconnect it), give keys a "
                 "short TTL, or do not eject nodes (writes then fail instead of going elsewhere).")
-    if verdict == "errors" and figures is not None and figures.errors_after_ejection and figures.errors_late_in_outage:
-        name, value = dead
-        return (f"After {name}={value:g} s the client sent to the node again while it was still down, and callers got "
-                "errors until it was taken out again: catch the client's errors around cache calls and fall back; "
-                f"a longer {name} retries less often, and keeps a node that is back out longer.")
-    if verdict == "errors" and library == "pylibmc":
-        fix = "use ketama with remove_failed=1" if not config.setting("ketama") else "add remove_failed=1"
-        return (f"libmemcached kept the failed node's keys on it and raised until it was back: {fix} (and "
-                "retry_timeout=1) so that it is taken out and its keys go to the other nodes.")
-    if verdict == "errors" and library == "pymemcache":
-        return ("HashClient raised until the node was marked dead: lower retry_attempts and retry_timeout, or "
-                "set ignore_exc=True to read errors as misses.")
-    if verdict == "errors":
-        return "Calls raised through the outage: catch the client's errors around cache calls and fall back."
+    if verdict == "errors" and figures is not None:
+        return errors_advice(config, figures)
     if verdict == "stalled":
         return ("Calls waited on the frozen node: lower the client's timeouts (pylibmc: connect_timeout and "
                 "_poll_timeout in ms; pymemcache: connect_timeout and timeout) so a stalled node counts as failed.")
@@ -172,6 +160,32 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
     if verdict == "inconclusive":
         return "Not enough was seen to call this configuration safe; see why above."
     return f"The run did not finish ({worker.message or worker.signal or verdict})."
+
+
+def errors_advice(config: Config, f: FailoverFigures) -> str:
+    """What to change when callers got errors: late in the outage, or with every node healthy."""
+    name, value = config.dead_timeout
+    pylibmc = config.library == "pylibmc"
+    if f.errors_late_in_outage and f.errors_after_ejection:
+        return (f"After {name}={value:g} s the client sent to the node again while it was still down, and callers got "
+                "errors until it was taken out again: catch the client's errors around cache calls and fall back; "
+                f"a longer {name} retries less often, and keeps a node that is back out longer.")
+    if f.errors_late_in_outage and pylibmc and not config.setting("remove_failed"):
+        fix = "use ketama with remove_failed=1" if not config.setting("ketama") else "add remove_failed=1"
+        return (f"libmemcached kept the failed node's keys on it and raised until it was back: {fix} (and "
+                "retry_timeout=1) so that it is taken out and its keys go to the other nodes.")
+    if f.errors_late_in_outage and config.library == "pymemcache":
+        return ("HashClient raised until the node was marked dead: lower retry_attempts and retry_timeout, or "
+                "set ignore_exc=True to read errors as misses.")
+    if f.errors_after_settled and pylibmc and config.setting("remove_failed") and not value:
+        return ("libmemcached marked the node dead and, with no dead_timeout, never tries it again: its keys raise "
+                "ServerDead after it is back, for good. Set dead_timeout (seconds) with remove_failed.")
+    if f.errors_after_settled:
+        return ("Calls kept failing after the node was back and the load had settled: the client did not recover on "
+                "its own; recreate clients on these errors, and check the settings that keep a node out.")
+    if f.errors_before_fault:
+        return "Calls failed before any fault, with every node healthy: fix what raises, then check again."
+    return "Calls raised late in the outage: catch the client's errors around cache calls and fall back."
 
 
 @dataclass(frozen=True)
