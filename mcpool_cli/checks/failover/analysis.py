@@ -22,7 +22,8 @@ from typing import Any
 from mcpool_cli.checks.failover.loop import FIRST_ERROR, GET_OK, MISS, NOT_STORED, SET_OK, STALE, WRONG, OpBatch
 
 EJECTING_MS = 250  # each thread's client ejects the node on its own first failures: errors this close are those
-TAIL_S = 1.0  # "after it came back" is read off this last stretch of the load
+TAIL_S = 1.0
+OTHER_MISSES_KEPT = 10  # "after it came back" is read off this last stretch of the load
 SETTLE_S = 1.0  # errors later than this after the node was back (and re-admitted) are not the fault's
 INTERVALS_S = (1.0, 0.5, 0.25, 0.2, 0.1)
 MIN_INTERVALS = 30
@@ -47,12 +48,12 @@ class Moments:
 class Routing:
     """Where the proxies saw keys: each key's home, and per node the (ms, key) of each key sent to it."""
 
-    homes: dict[int, int]  # key -> node, from the fill
+    homes: dict[int, int]  # key -> node, from before the fault
     seen: tuple[tuple[tuple[int, int], ...], ...]  # per node, (ms, key), in time order
 
     @classmethod
     def observed(cls, fill: list[list[tuple[int, int]]], load: list[list[tuple[int, int]]]) -> "Routing":
-        """From what each node's proxy saw during the fill and during the load."""
+        """From what each node's proxy saw while all were up (`fill`) and during the load."""
         homes: dict[int, int] = {}
         for node, entries in enumerate(fill):
             for _, key in entries:
@@ -109,6 +110,8 @@ class FailoverFigures:
     longest_op_s: float
     longest_failed_key_op_s: float  # the longest op on the failed node's keys that started while it was out
     unread_connections: int = 0  # connections whose commands a proxy could not read
+    other_misses: tuple[tuple[float, int, int], ...] = ()  # the first misses of other keys: (s from the load's
+    # start, key, its node from 1; 0 when the proxies never saw it written)
 
     @property
     def error_count(self) -> int:
@@ -169,7 +172,9 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
         moved_keys=moved, seen_keys=seen, moved_after=round(tail_moved / tail_seen, 4) if tail_seen else None,
         failed_key_ops=len(in_outage), longest_op_s=round(max((op[4] for op in ops), default=0) / 1e6, 4),
         longest_failed_key_op_s=round(max((op[4] for op in in_outage), default=0) / 1e6, 4),
-        unread_connections=unread)
+        unread_connections=unread, other_misses=tuple(
+            (seconds(op[1] - at.t0_ms), op[2], routing.homes.get(op[2], -1) + 1) for op in misses
+            if not (op[2] in failed_keys and op[1] >= at.fault_ms))[:OTHER_MISSES_KEPT])
 
 
 def seconds(ms: int) -> float:

@@ -276,9 +276,12 @@ class FailoverSession(Session):
         figures, detail, extra = None, fault.times.detail, {}
         if stats.t0_ns is not None:
             t0_ms = stats.t0_ns // 1_000_000
-            fill = [[(ms, key) for ms, key in keyed(entries) if ms < t0_ms] for entries in seen]
+            healthy_until = fault.times.start_ns // 1_000_000 if fault.happened else 2 ** 62
+            # a key's home: where it went while every node was up (the fill, and the load before the fault: the
+            # fill's last keys may share their millisecond with the load's start)
+            homes = [[(ms, key) for ms, key in keyed(entries) if ms < healthy_until] for entries in seen]
             load = [[(ms, key) for ms, key in keyed(entries) if ms >= t0_ms] for entries in seen]
-            routing = Routing.observed(fill, load)
+            routing = Routing.observed(homes, load)
             at = Moments(t0_ms, t0_ms + round(plan.duration_s * 1000), fault.times.start_ns // 1_000_000,
                          fault.times.back_ns // 1_000_000, options.node - 1)
             if fault.happened:
