@@ -48,9 +48,12 @@ class KeyReader:
                 self.skip -= taken
                 self.buffer = self.buffer[taken:]
                 continue
+            if self.buffer[:1] == b"\x80":  # a binary-protocol request: nothing here is a text command
+                self.broken = True
+                break
             end = self.buffer.find(b"\r\n")
             if end < 0:
-                self.broken = len(self.buffer) > MAX_LINE or self.buffer[:1] == b"\x80"
+                self.broken = len(self.buffer) > MAX_LINE
                 break
             line, self.buffer = self.buffer[:end], self.buffer[end + 2:]
             keys += self.command(line.split())
@@ -177,9 +180,9 @@ class FaultProxy:
                     ms = time.monotonic_ns() // 1_000_000
                 if pair.closed:
                     break
-                sink.sendall(data)
-                if reader is not None and self.prefix:
+                if reader is not None and self.prefix:  # noted before it goes on: noted by the time it is answered
                     self._note(reader, data, ms)
+                sink.sendall(data)
         except OSError:
             pass
         pair.close()

@@ -16,6 +16,7 @@ the fault share on Linux.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,7 +229,7 @@ def over_time(batch: OpBatch, routing: Routing, at: Moments, interval_s: float) 
             rows[min(count - 1, (ms - at.t0_ms) // step)]["nodes"][node] += 1
     for row in rows:
         took = sorted(row.pop("took_us"))
-        row["p99_us"] = took[min(len(took) - 1, int(len(took) * 0.99))] if took else None
+        row["p99_us"] = took[max(0, math.ceil(len(took) * 0.99) - 1)] if took else None  # the nearest rank
         row["max_us"] = took[-1] if took else None
     return rows
 

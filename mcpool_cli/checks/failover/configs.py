@@ -142,7 +142,12 @@ def close_client(client: Any) -> None:
 
 
 def check_config(config: Config) -> None:
-    """Build the configuration's client without connecting: a setting its library refuses is one line now."""
+    """Build the configuration's client without connecting: a setting its library refuses is one line now; the
+    setting that keeps an ejected node out must be whole seconds."""
+    name, _ = DEAD_TIMEOUT[config.library]
+    value = config.setting(name)
+    if value is not None and (not isinstance(value, int) or value < 0):
+        raise UsageProblem(f"--config {config.name}: {name} is whole seconds (e.g. {name}=5), not {value!r}")
     try:
         close_client(route_client(config, ["127.0.0.1:11211", "127.0.0.1:11212"]))
     except UsageProblem:

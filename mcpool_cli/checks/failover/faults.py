@@ -43,13 +43,14 @@ class NodeFault(Fault):
 
     def bring_back(self) -> None:
         """Empty the node of this run's keys when asked, then let traffic through again."""
-        if self.wipe is not None:
-            self.wiped = delete_keys(*self.wipe)
         try:
+            if self.wipe is not None:
+                self.wiped = delete_keys(*self.wipe)
             self.restore()
-        except OSError as exc:
-            self.failure = (f"could not listen again on the node's proxy port {self.proxy.address.port} "
-                            f"({exc.strerror or exc})")
+        except OSError as exc:  # the node's server went away while it was out, or the port was taken
+            doing = (f"delete this run's keys from {self.wipe[0].spec}" if self.wipe is not None and not self.wiped
+                     else f"listen again on the node's proxy port {self.proxy.address.port}")
+            self.failure = f"could not {doing} ({exc.strerror or exc})"
             self.times.detail = self.failure
             self.state = "failed"
             return
@@ -78,17 +79,26 @@ class NodeFault(Fault):
         self.proxy.uncut()
 
 
+DELETE_BATCH = 500  # deletes sent before their replies are read: the socket buffers hold them whatever the key
+
+
 def delete_keys(address: ServerAddress, keys: list[str], timeout_s: float = 5.0) -> int:
-    """Delete `keys` on the server, pipelined; how many it deleted (the others were not there)."""
-    if not keys:
-        return 0
-    request = b"".join(f"delete {key}\r\n".encode() for key in keys) + b"version\r\n"
+    """Delete `keys` on the server, pipelined in batches; how many it deleted (the others were not there)."""
+    deleted = 0
     with socket.create_connection((address.host, address.port), timeout=timeout_s) as sock:
-        sock.sendall(request)
-        reply = b""
-        while not reply.endswith(b"\r\n") or b"VERSION " not in reply[-64:]:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.count(b"DELETED\r\n")
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start:start + DELETE_BATCH]
+            sock.sendall(b"".join(f"delete {key}\r\n".encode() for key in batch))
+            deleted += read_replies(sock, len(batch)).count(b"DELETED\r\n")
+    return deleted
+
+
+def read_replies(sock: socket.socket, count: int) -> bytes:
+    """`count` one-line replies."""
+    reply = b""
+    while reply.count(b"\r\n") < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        reply += chunk
+    return reply

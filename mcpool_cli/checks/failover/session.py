@@ -19,7 +19,8 @@ from mcpool_cli.engine.session import Session, fields_of
 from mcpool_cli.engine.workload import key_name
 
 PROBE_KEYS = 600
-STALL_S = 1.0  # an op on the failed node's keys this long: callers waited on the node instead of failing over
+STALL_S = 1.0
+ROUTED = ("stuck", "reshuffled")  # verdicts read off where the proxies saw keys go  # an op on the failed node's keys this long: callers waited on the node instead of failing over
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def failover_verdict(outcome: str, figures: FailoverFigures | None, outage_s: fl
         return outcome, []
     if figures is None:
         return "no-fault", []
-    findings = [(verdict, words) for verdict, words in judged_findings(figures, outage_s) if words]
+    findings = [(verdict, words) for verdict, words in judged_findings(figures, outage_s) if words
+                and not (figures.unread_connections and verdict in ROUTED)]  # routing seen in part: no evidence
     if findings:
         return findings[0][0], [words for _, words in findings]
     missing = missing_evidence(figures)
