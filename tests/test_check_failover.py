@@ -32,6 +32,8 @@ IN_BACKGROUND = {
     # and one that dead_timeout=60 keeps out: stuck
     "kill-empty": lambda servers: ["--config", "ketama-eject-2s", "--config", "ketama-eject", "--rejoin", "empty",
                                    "--threads", "1", "--rate", "600"],
+    # reads only: keys move, but nothing written during the outage can be read back stale: not shown safe
+    "reads-only": lambda servers: ["--config", "ketama-eject-2s", "--mix", "get=1"],
     # a frozen node: calls wait on it (pylibmc's poll timeout is longer than the outage)
     "freeze": lambda servers: ["--config", "ketama", "--fault", "freeze"],
     # the user's servers: faults through the proxies only, and nothing but mcpool's keys touched
@@ -126,6 +128,14 @@ def test_a_frozen_node_stalls_calls(in_background):
     assert code == 1 and row["verdict"] == "stalled", row["findings"]
     assert row["longest_failed_key_op_s"] >= 1.0 and row["error_count"] == 0
     assert "timeout" in row["advice"]
+
+
+def test_a_run_that_could_not_test_stale_reads_is_inconclusive(in_background):
+    code, doc, _ = in_background("reads-only")
+    row = rows(doc)["ketama-eject-2s"]
+    assert code == 1 and row["verdict"] == "inconclusive", row["findings"]
+    assert row["moved_keys"] > 0 and row["written_in_outage"] == 0 and row["stale_reads"] == 0
+    assert "the mix needs set" in row["findings"][0]
 
 
 def test_the_users_servers_are_touched_only_through_mcpools_keys(in_background, nodes):

@@ -493,7 +493,7 @@ def figures(**changed) -> FailoverFigures:
     base = dict(nodes=3, failed_node=0, keys=300, failed_keys=100, homes_known=300, ops=5000, ops_skipped=0,
                 errors={}, errors_before_fault=0, errors_late_in_outage=0, errors_after_ejection=0, errors_after_settled=0,
                 last_error_s=None, misses_failed_keys=40, misses_other_keys=0, stale_reads=0, stale_after_back=0,
-                exposed_reads=12, wrong_values=0, lost_writes=0, ejected_s=0.05, readmitted_s=0.4, moved_keys=100,
+                exposed_reads=12, written_in_outage=20, wrong_values=0, lost_writes=0, ejected_s=0.05, readmitted_s=0.4, moved_keys=100,
                 seen_keys=280, moved_after=0.0, failed_key_ops=600, longest_op_s=0.01, longest_failed_key_op_s=0.01)
     return FailoverFigures(**{**base, **changed})
 
@@ -547,6 +547,8 @@ def test_inconclusive_when_the_run_could_not_show_it_safe():
     assert unread[0] == "inconclusive" and "2 connections" in unread[1][0]
     untested = failover_verdict("ok", figures(exposed_reads=0), 3.0)
     assert untested[0] == "inconclusive" and "none was read back" in untested[1][0]
+    unwritten = failover_verdict("ok", figures(written_in_outage=0, exposed_reads=0), 3.0)
+    assert unwritten[0] == "inconclusive" and "the mix needs set" in unwritten[1][0]
     assert verdict(failed_key_ops=0, **RESHUFFLED) == "reshuffled"  # a finding beats missing evidence
 
 

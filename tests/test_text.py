@@ -107,6 +107,7 @@ def test_plain_progress_shows_a_strategy_name_as_text():
 
     class Plan:
         strategy, duration_s = "mk:\x1b[2J", 1.0
+        name = strategy  # what progress shows: the strategy, or check-failover's configuration
 
     stream = io.StringIO()
     progress = PlainProgress(stream, interval_s=0.0, get_time=lambda: 0.0)
@@ -229,6 +230,7 @@ def test_live_progress_shows_a_strategy_name_as_text():
 
     class Plan:
         strategy, duration_s = "mk:[/bold]\x1b[2J", 1.0
+        name = strategy
 
     console = Console(file=io.StringIO(), width=100, force_terminal=True)
     progress = LiveProgress(console)

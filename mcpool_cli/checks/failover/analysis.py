@@ -111,6 +111,7 @@ class FailoverFigures:
     longest_op_s: float
     longest_failed_key_op_s: float  # the longest op on the failed node's keys that started while it was out
     unread_connections: int = 0  # connections whose commands a proxy could not read
+    written_in_outage: int = 0  # keys of the failed node whose set returned while it was out
     other_misses: tuple[tuple[float, int, int], ...] = ()  # the first misses of other keys: (s from the load's
     # start, key, its node from 1; 0 when the proxies never saw it written)
 
@@ -166,6 +167,7 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
         stale_reads=sum(1 for op in ops if op[3] == STALE),
         stale_after_back=sum(1 for op in ops if op[3] == STALE and at.back_ms and op[0] >= at.back_ms),
         exposed_reads=exposed_reads(ops, failed_keys, at, readmitted) if moved else 0,
+        written_in_outage=len(written_in_outage(ops, failed_keys, at)),
         wrong_values=sum(1 for op in ops if op[3] == WRONG),
         lost_writes=sum(1 for op in ops if op[3] == NOT_STORED),
         ejected_s=None if ejected is None else seconds(ejected - at.fault_ms),
@@ -201,9 +203,13 @@ def exposed_reads(ops: list[tuple[int, int, int, int, int]], failed_keys: set[in
     have read an old value the node kept (an upper bound: a later write may have reached the node first)."""
     if readmitted is None:
         return 0
-    written = {op[2] for op in ops if op[3] == SET_OK and op[2] in failed_keys
-               and at.fault_ms <= op[1] < at.outage_end_ms}
+    written = written_in_outage(ops, failed_keys, at)
     return sum(1 for op in ops if op[3] in (GET_OK, STALE, MISS) and op[2] in written and op[0] >= readmitted)
+
+
+def written_in_outage(ops: list[tuple[int, int, int, int, int]], failed_keys: set[int], at: Moments) -> set[int]:
+    """Keys of the failed node whose set returned while it was out (so, when keys moved, elsewhere)."""
+    return {op[2] for op in ops if op[3] == SET_OK and op[2] in failed_keys and at.fault_ms <= op[1] < at.outage_end_ms}
 
 
 def interval_for(duration_s: float) -> float:

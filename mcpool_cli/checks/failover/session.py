@@ -122,7 +122,10 @@ def missing_evidence(f: FailoverFigures) -> list[str]:
         missing.append("no op touched the failed node's keys while it was out")
     if f.unread_connections:
         missing.append(f"the proxies could not read the commands of {f.unread_connections} connections")
-    if f.moved_keys and not f.exposed_reads:
+    if f.moved_keys and not f.written_in_outage:
+        missing.append("keys moved, but none of the failed node's was written while it was out: whether the node "
+                       "serves stale values once back was not tested (the mix needs set)")
+    elif f.moved_keys and not f.exposed_reads:
         missing.append("keys were written elsewhere during the outage, but none was read back after the node "
                        "rejoined: stale reads were possible and not tested (run longer with --after, or more --rate)")
     return missing
