@@ -364,8 +364,13 @@ def judged_document(session: Any, outputs: Outputs) -> dict[str, Any]:
     return document
 
 
-def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options every command takes: servers, hang timeout, JSON output, quiet."""
+THRESHOLD_EXAMPLES = "p99<2ms, get.p99_9<5ms, errors==0, ops_per_s>20000, false_misses==0"
+
+
+def shared_options(schema: str, threshold_examples: str = THRESHOLD_EXAMPLES
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every command takes: servers, hang timeout, JSON output, quiet; `threshold_examples`: metrics of
+    the command's own, for --threshold's help."""
     decorators = [
         click.option("--server", "-s", "servers", type=SERVER, multiple=True,
                      help="memcached HOST:PORT to use instead of the embedded server; repeat for several (pylibmc "
@@ -375,9 +380,8 @@ def shared_options(schema: str) -> Callable[[Callable[..., Any]], Callable[..., 
         click.option("--json", "json_path", metavar="FILE", help=f"Write results as JSON ({schema}) to FILE, - for stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress output; print only the report."),
         click.option("--threshold", "thresholds", type=THRESHOLD, multiple=True, metavar="EXPR",
-                     help="A condition that must hold, k6-style: p99<2ms, get.p99_9<5ms, errors==0, "
-                          "ops_per_s>20000, false_misses==0 (units us, ms, s). Repeatable; any that fails "
-                          "exits 1."),
+                     help=f"A condition that must hold, k6-style: {threshold_examples} (units us, ms, s). "
+                          "Repeatable; any that fails exits 1."),
         click.option("--junit", "junit_path", metavar="FILE",
                      help="Write a JUnit XML report to FILE: a testcase per verdict and per threshold."),
         click.option("--html", "html_path", metavar="FILE",

@@ -159,12 +159,19 @@ def test_the_users_servers_are_touched_only_through_mcpools_keys(in_background, 
     (["--config", "pylibmc:no_such_behavior=1"], "--config pylibmc:no_such_behavior=1"),
     (["--strategy", "shared"], "takes per-thread, fifo or thread-mapped"),
     (["--mix", "set=1"], "--mix needs get"),
+    (["--duration", "6s", "--after", "2s"], "--duration and --after both"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     process = invoke_mcpool("check-failover", *args)
     assert process.returncode == 2, process.stderr
     assert message in process.stderr and "Traceback" not in process.stderr
     assert len(process.stderr.strip().splitlines()) == 1
+
+
+def test_one_server_under_two_names_is_refused(memcached):
+    process = invoke_mcpool("check-failover", "-s", memcached.spec, "-s", f"localhost:{memcached.port}")
+    assert process.returncode == 2, process.stderr
+    assert "are the same memcached" in process.stderr and len(process.stderr.strip().splitlines()) == 1
 
 
 def test_ctrl_c_during_the_outage_leaves_no_node_or_proxy(tmp_path):

@@ -5,8 +5,8 @@ blip does to a client), `freeze()` stops forwarding bytes until `thaw()` (as a s
 stop-the-world pause does), `refuse()` closes the listening socket so that connecting is refused until
 `reopen()` (a dead host, a blocked port), and `cut()` closes every connection and each new one as soon as it
 is accepted until `uncut()`. With `watch(prefix)`, it notes each key with that prefix of every text-protocol
-command it forwards to the server, with the millisecond (monotonic clock) it forwarded it in: where a client
-really sent each key (check-failover). Two threads per connection, one per direction, with blocking sockets:
+command it forwards to the server, with the millisecond (monotonic clock) it received it in: where a client
+really sent each key, and when (check-failover). Two threads per connection, one per direction, with blocking sockets:
 simple, and fast enough for the steady, paced load of the checks.
 """
 
@@ -174,10 +174,8 @@ class FaultProxy:
                 data = source.recv(CHUNK)
                 if not data:
                     break
-                ms = time.monotonic_ns() // 1_000_000  # when it went on, not when this thread next got the GIL
-                if not self.flowing.is_set():
-                    self.flowing.wait()  # frozen: it goes on once thawed
-                    ms = time.monotonic_ns() // 1_000_000
+                ms = time.monotonic_ns() // 1_000_000  # when the client sent it (a frozen proxy holds it until thawed)
+                self.flowing.wait()
                 if pair.closed:
                     break
                 if reader is not None and self.prefix:  # noted before it goes on: noted by the time it is answered
@@ -190,8 +188,8 @@ class FaultProxy:
             self.pairs.remove(pair)
 
     def _note(self, reader: KeyReader, data: bytes, ms: int) -> None:
-        """Note the watched keys of the commands `data` completed, now that they went to the server; `ms`: when
-        the proxy received it, or, when frozen, when it thawed."""
+        """Note the watched keys of the commands `data` completed, before it goes on to the server; `ms`: when
+        the proxy received it (the client sent it to this node then, even if a freeze held it back)."""
         was_broken = reader.broken
         keys = reader.feed(data)
         prefix = self.prefix

@@ -45,6 +45,11 @@ def parse_server(text: str) -> ServerAddress:
     return ServerAddress(match.group(1), port)
 
 
+def server_command(address: ServerAddress, command: bytes, end: bytes, timeout_s: float = 2.0) -> bytes:
+    """One request to the server and its reply, read until it ends with `end`."""
+    return _command(address, command, end, timeout_s)
+
+
 def _command(address: ServerAddress, command: bytes, end: bytes, timeout_s: float) -> bytes:
     with socket.create_connection((address.host, address.port), timeout=timeout_s) as sock:
         sock.sendall(command)

@@ -97,17 +97,17 @@ class CheckRow:
 
 
 def check_comparison(kind: Kind, docs: list[SavedDocument], make_rows: Callable[[SavedDocument], list[CheckRow]],
-                     told: tuple[str, ...]) -> RenderableType:
+                     told: tuple[str, ...], subject: str = "strategy") -> RenderableType:
     """Check results of several files side by side: verdicts, key figures, and what changed in `told`."""
     rows = [row for group in grouped([r for doc in docs for r in make_rows(doc)], lambda r: r.key) for row in group]
     table = Table(title=outside(f"{kind.command}: {' · '.join(doc.label for doc in docs)}"), title_justify="left",
                   box=None,
                   pad_edge=False)
     columns, label_width = list(rows[0].figures) if rows else [], max(len(doc.label) for doc in docs)
-    for name in ("run", "strategy", "verdict", *columns):
+    for name in ("run", subject, "verdict", *columns):
         table.add_column(name.replace(" ", "\n") if len(name) > 8 else name,
-                         justify="left" if name in ("run", "strategy", "verdict", "relinquish") else "right",
-                         no_wrap=name not in ("run", "strategy", "verdict", "relinquish"),
+                         justify="left" if name in ("run", subject, "verdict", "relinquish") else "right",
+                         no_wrap=name not in ("run", subject, "verdict", "relinquish"),
                          min_width=label_width if name == "run" else None)
     for row in rows:
         table.add_row(outside(row.label), outside(row.key), outside(row.verdict, kind.style(row.verdict)),

@@ -25,7 +25,7 @@ from mcpool_cli.checks.failover.loop import FIRST_ERROR, GET_OK, MISS, NOT_STORE
 EJECTING_MS = 250  # each thread's client ejects the node on its own first failures: errors this close are those
 TAIL_S = 1.0
 OTHER_MISSES_KEPT = 10  # "after it came back" is read off this last stretch of the load
-SETTLE_S = 1.0  # errors later than this after the node was back (and re-admitted) are not the fault's
+SETTLE_S = 1.0  # once the node is back, errors after this long without any are not the fault's
 INTERVALS_S = (1.0, 0.5, 0.25, 0.2, 0.1)
 MIN_INTERVALS = 30
 
@@ -93,7 +93,7 @@ class FailoverFigures:
     errors_before_fault: int
     errors_late_in_outage: int  # in the outage's second half: callers still failing
     errors_after_ejection: int  # from a quarter second after the ejection to the node's return
-    errors_after_settled: int
+    errors_after_settled: int  # errors that came back after a second without any, once the node was back
     last_error_s: float | None  # after the fault struck
     misses_failed_keys: int  # misses of the failed node's keys after the fault struck
     misses_other_keys: int  # misses of keys whose node never failed, or before the fault
@@ -112,6 +112,8 @@ class FailoverFigures:
     longest_failed_key_op_s: float  # the longest op on the failed node's keys that started while it was out
     unread_connections: int = 0  # connections whose commands a proxy could not read
     written_in_outage: int = 0  # keys of the failed node whose set returned while it was out
+    errors_at_end: int = 0  # errors in the load's last second, with the node back: the client did not recover
+    restored_s: float | None = None  # node back to the first quarter second it got 3/4 of its load before the fault
     other_misses: tuple[tuple[float, int, int], ...] = ()  # the first misses of other keys: (s from the load's
     # start, key, its node from 1; 0 when the proxies never saw it written)
 
@@ -140,7 +142,6 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
     failed_keys = {key for key, node in routing.homes.items() if node == at.failed}
     ejected = first_rerouted(routing, at, failed_keys)
     readmitted = first_seen(routing, at.failed, at.back_ms, at.end_ms) if at.back_ms else None
-    settled_ms = max(at.back_ms, readmitted or 0) + int(SETTLE_S * 1000) if at.back_ms else at.end_ms + 1
     errors = [op for op in ops if op[3] >= FIRST_ERROR]
     after_fault = [op for op in errors if op[1] >= at.fault_ms]
     half_ms = at.fault_ms + (at.outage_end_ms - at.fault_ms) // 2
@@ -161,7 +162,9 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
         errors_late_in_outage=sum(1 for op in errors if half_ms <= op[1] < at.outage_end_ms),
         errors_after_ejection=0 if ejected is None else sum(
             1 for op in errors if ejected + EJECTING_MS <= op[1] < at.outage_end_ms),
-        errors_after_settled=sum(1 for op in errors if op[1] >= settled_ms),
+        errors_after_settled=errors_after_settled(ops, at.back_ms),
+        errors_at_end=sum(1 for op in errors if at.back_ms and op[1] >= max(at.back_ms, tail_from)),
+        restored_s=restored(routing, at),
         last_error_s=seconds(max(op[1] for op in after_fault) - at.fault_ms) if after_fault else None,
         misses_failed_keys=failed_misses, misses_other_keys=len(misses) - failed_misses,
         stale_reads=sum(1 for op in ops if op[3] == STALE),
@@ -178,6 +181,34 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
         unread_connections=unread, other_misses=tuple(
             (seconds(op[1] - at.t0_ms), op[2], routing.homes.get(op[2], -1) + 1) for op in misses
             if not (op[2] in failed_keys and op[1] >= at.fault_ms))[:OTHER_MISSES_KEPT])
+
+
+def errors_after_settled(ops: list[tuple[int, int, int, int, int]], back_ms: int) -> int:
+    """Errors, once the node was back, after the load had run SETTLE_S without any: the outage was over for every
+    client by then, so the fault does not explain them. 0 when the node never came back."""
+    if not back_ms:
+        return 0
+    ends = sorted(op[1] for op in ops if op[3] >= FIRST_ERROR and op[1] >= back_ms)
+    last = back_ms
+    for index, end in enumerate(ends):
+        if end - last >= SETTLE_S * 1000:
+            return len(ends) - index
+        last = end
+    return 0
+
+
+def restored(routing: Routing, at: Moments, window_ms: int = 250, share: float = 0.75) -> float | None:
+    """From the node's return to the start of the first quarter second in which it got `share` of the keys a
+    second it got before the fault: every client sends to it again. None when that never happened."""
+    if not at.back_ms or at.fault_ms <= at.t0_ms:
+        return None
+    before = len(routing.between(at.failed, at.t0_ms, at.fault_ms)) / (at.fault_ms - at.t0_ms)
+    if not before:
+        return None
+    for start in range(at.back_ms, at.end_ms - window_ms + 1, window_ms // 5):
+        if len(routing.between(at.failed, start, start + window_ms)) >= share * before * window_ms:
+            return seconds(start - at.back_ms)
+    return None
 
 
 def seconds(ms: int) -> float:

@@ -19,10 +19,11 @@ if TYPE_CHECKING:  # the session loads with the command's first call, not with `
     from mcpool_cli.engine.server import ServerAddress
 
 PYLIBMC_STRATEGIES = ("per-thread", "fifo", "thread-mapped")
+DEFAULT_AFTER_S = 5.0
 
 
 @click.command("check-failover")
-@shared_options(KIND.schema)
+@shared_options(KIND.schema, "stale_reads==0, readmitted_s<3s, errors_late_in_outage==0, moved_if_removed<0.4")
 @click.option("--config", "configs", multiple=True, metavar="NAME|LIB:K=V,...",
               help="A client configuration to compare. Repeatable. Presets: modula, ketama, ketama-eject, "
                    "ketama-eject-2s, hashclient, hashclient-2s, memcache, memcache-1s; or your own settings, "
@@ -42,8 +43,8 @@ PYLIBMC_STRATEGIES = ("per-thread", "fifo", "thread-mapped")
               help="How long the node stays failed.")
 @click.option("--before", "before_s", type=DURATION, default="2s", show_default=True,
               help="Steady load before the fault.")
-@click.option("--after", "after_s", type=DURATION, default="5s", show_default=True,
-              help="Load after the node is back: re-admission and stale reads are watched this long.")
+@click.option("--after", "after_s", type=DURATION, default=None,
+              help="Load after the node is back: re-admission and stale reads are watched this long.  [default: 5s]")
 @click.option("--duration", "duration_s", type=DURATION, default=None,
               help="The whole load, instead of --after: --before + --outage must fit in it.")
 @click.option("--rejoin", type=click.Choice(["kept", "empty"]), default="kept", show_default=True,
@@ -90,8 +91,12 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
     if settings["node"] > settings["nodes"]:
         raise UsageProblem(f"--node {settings['node']}: there are only {settings['nodes']} nodes")
     duration_s = settings.pop("duration_s")
+    if duration_s is not None and settings["after_s"] is not None:
+        raise UsageProblem("--duration and --after both say how long the load runs: give one")
     if duration_s is not None:
         settings["after_s"] = fit_after(duration_s, settings["before_s"], settings["outage_s"])
+    elif settings["after_s"] is None:
+        settings["after_s"] = DEFAULT_AFTER_S
     check_settings(settings)
     configs = expand_configs(tuple(settings.pop("configs")))
     for config in configs:
@@ -163,4 +168,26 @@ def start(options: FailoverOptions, servers: tuple[ServerAddress, ...], enter: E
         reached = Servers(tuple(server.address for server in started), True,
                           check_reachable(started[0].address))
     check_client(reached.addresses)
+    check_distinct(reached.addresses)
     return FailoverSession(options, reached, proxies=[enter(FaultProxy(address)) for address in reached.addresses])
+
+
+def check_distinct(addresses: tuple[ServerAddress, ...]) -> None:
+    """No two addresses reach the same memcached (127.0.0.1 and localhost, say): each gets a key of mcpool's, with a
+    one-minute TTL, and must not see another's."""
+    import secrets
+
+    from mcpool_cli.engine.server import server_command
+
+    marker = f"mcpool:distinct:{secrets.token_hex(4)}"
+    for index, address in enumerate(addresses):
+        server_command(address, f"set {marker}:{index} 0 60 1\r\n{index}\r\n".encode(), b"\r\n")
+    for index, address in enumerate(addresses):
+        keys = " ".join(f"{marker}:{other}" for other in range(len(addresses)) if other != index)
+        reply = server_command(address, f"get {keys}\r\n".encode(), b"END\r\n")
+        for other in range(len(addresses)):
+            if other != index and f"VALUE {marker}:{other} ".encode() in reply:
+                raise UsageProblem(f"servers {addresses[other].spec} and {address.spec} are the same memcached: "
+                                   "give each node once")
+    for index, address in enumerate(addresses):
+        server_command(address, f"delete {marker}:{index}\r\n".encode(), b"\r\n")

@@ -13,9 +13,12 @@ def row_label(document: dict[str, Any], row: dict[str, Any]) -> str:
 
 KIND = Kind(
     name="failover", command="check-failover", package="mcpool_cli.checks.failover", schema=CHECK_SCHEMA,
-    metrics=("errors", "stale_reads", "wrong_values", "misses_failed_keys", "misses_other_keys", "ejected_s",
-             "readmitted_s", "moved_during", "moved_after", "moved_if_removed", "errors_late_in_outage",
-             "longest_op_s", "longest_failed_key_op_s", "last_error_s", "exposed_reads"),
+    metrics=("errors", "stale_reads", "stale_after_back", "exposed_reads", "lost_writes", "wrong_values",
+             "misses_failed_keys", "misses_other_keys", "ejected_s", "readmitted_s", "restored_s", "moved_during",
+             "moved_after", "moved_if_removed", "healthy_moved_if_removed", "failed_share", "errors_late_in_outage",
+             "errors_after_ejection", "errors_before_fault", "errors_after_settled", "errors_at_end",
+             "written_in_outage", "longest_op_s", "longest_failed_key_op_s", "last_error_s", "failed_key_ops",
+             "ops", "ops_skipped"),
     good_verdicts=("transparent",), verdict_styles={"transparent": "bold green", "inconclusive": "bold yellow"},
     modes=("failover",), quick_keys=("before", "outage"), row_label=row_label,
     words=f'check-failover results ({CHECK_SCHEMA} "failover")')

@@ -14,8 +14,9 @@ from mcpool_cli.checks.failover.session import FailoverCheck, FailoverSession
 from mcpool_cli.report.compare import CheckRow, check_comparison
 from mcpool_cli.units import Fitted, format_number, format_seconds, outside, sparkline, sparkline_rows
 
-COLUMNS = ("verdict", "errors", "misses", "stale\nreads", "rerouted", "used\nagain", "moved\nout", "moved if\nremoved")
-LEGEND = ("misses: of the failed node's keys, after the fault (others are a finding) · rerouted (ejected_s): fault to "
+COLUMNS = ("verdict", "errors", "stale\nreads", "lost\nwrites", "rerouted", "used\nagain", "moved\nout",
+           "moved if\nremoved")
+LEGEND = ("lost writes: sets that returned False and raised nothing · rerouted (ejected_s): fault to "
           "the first of its keys sent elsewhere · used again (readmitted_s): node back to the first key sent to it "
           "again · moved out: share of keys sent "
           "away from their node while it was out · moved if removed: "
@@ -62,10 +63,10 @@ def figure_cells(check: FailoverCheck) -> list[str]:
     removed = "-" if check.probe is None else share(check.probe.moved_share)
     if f is None:
         return ["-"] * 6 + [removed]
-    readmitted = "never" if f.readmitted_s is None else format_seconds(f.readmitted_s)
-    return [f"{f.error_count:,}", f"{f.misses_failed_keys:,}", f"{f.stale_reads:,}",
-            "never" if f.ejected_s is None else format_seconds(f.ejected_s), readmitted, share(f.moved_during),
-            removed]
+    never = "never" if check.outcome == "ok" else "-"  # a run cut short did not watch long enough to say never
+    return [f"{f.error_count:,}", f"{f.stale_reads:,}", f"{f.lost_writes:,}",
+            never if f.ejected_s is None else format_seconds(f.ejected_s),
+            never if f.readmitted_s is None else format_seconds(f.readmitted_s), share(f.moved_during), removed]
 
 
 def check_notes(check: FailoverCheck) -> list[RenderableType]:
@@ -80,7 +81,9 @@ def check_notes(check: FailoverCheck) -> list[RenderableType]:
                           f"out, the longest {format_seconds(f.longest_failed_key_op_s)} · exposed reads "
                           f"{f.exposed_reads:,}"))
         lines.append(Text(f"keys sent away from their node: {share(f.moved_during)} while it was out, "
-                          f"{share(f.moved_after)} over the load's last second"))
+                          f"{share(f.moved_after)} over the load's last second · {moments(f)}"))
+        lines.append(Text(f"misses: {f.misses_failed_keys:,} of the failed node's keys after the fault, "
+                          f"{f.misses_other_keys:,} of other keys"))
         if f.errors:
             errors = sorted(f.errors.items(), key=lambda item: -item[1])
             lines.append(outside("errors: " + ", ".join(f"{name} {count:,}" for name, count in errors), "red"))
@@ -95,6 +98,16 @@ def check_notes(check: FailoverCheck) -> list[RenderableType]:
         lines.append(over)
     lines.append(outside(check.advice, "italic", lines=True))
     return [title, *(Padding(line, (0, 0, 0, 2)) for line in lines), Text("")]
+
+
+def moments(f: Any) -> str:
+    """When its keys went elsewhere, and when the node was used again (first by one client, then by all)."""
+    rerouted = "never rerouted" if f.ejected_s is None else f"rerouted +{format_seconds(f.ejected_s)} from the fault"
+    if f.readmitted_s is None:
+        return f"{rerouted}; not used again"
+    restored = ("never 3/4 of its load again" if f.restored_s is None
+                else f"3/4 of its load +{format_seconds(f.restored_s)}")
+    return f"{rerouted}; used again +{format_seconds(f.readmitted_s)} from its return, {restored}"
 
 
 def timeline(check: FailoverCheck) -> RenderableType | None:
@@ -141,4 +154,4 @@ def failover_rows(doc: Any) -> list[CheckRow]:
 
 
 def compare(docs: list[Any]) -> RenderableType:
-    return check_comparison(KIND, docs, failover_rows, TOLD)
+    return check_comparison(KIND, docs, failover_rows, TOLD, subject="config")

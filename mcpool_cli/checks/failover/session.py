@@ -53,11 +53,12 @@ class FailoverOptions:
 
 
 VERDICT_WORDS = {
-    "transparent": "only the failed node's keys missed while it was out, and it was used again once back",
+    "transparent": "errors only while the client noticed the failure, then misses of the failed node's keys only, "
+                   "and the node fully used again once back",
     "inconsistent": "reads returned values older than ones already written (stale) or another key's",
-    "errors": "callers got exceptions late in the outage, or with the nodes healthy",
+    "errors": "callers got exceptions late in the outage, at the load's end, or with every node healthy",
     "stalled": "calls on the failed node's keys waited on it instead of failing over",
-    "stuck": "the node was back, but the client never sent it a key again",
+    "stuck": "the node was back, but the clients did not all send it keys again",
     "reshuffled": "keys of nodes that never failed were missed: the client remapped them",
     "inconclusive": "the run could not show the configuration safe",
 }
@@ -89,10 +90,11 @@ def judged_findings(f: FailoverFigures, outage_s: float) -> list[tuple[str, str]
         ("inconsistent", f"{f.lost_writes:,} sets returned False without an exception: writes lost silently"
          if f.lost_writes else ""),
         ("errors", late_errors(f)),
-        ("stalled", f"calls on the failed node's keys waited up to {f.longest_failed_key_op_s:.2f} s"
-         if stalled else ""),
-        ("stuck", "the node was back, but no key went to it again before the load ended"
-         if f.readmitted_s is None else ""),
+        ("errors", f"{f.errors_at_end:,} errors in the load's last second, with the node back: the client did not "
+         "recover" if f.errors_at_end else ""),
+        ("stalled", f"calls on the failed node's keys waited up to {f.longest_failed_key_op_s:.2f} s; "
+         f"{f.ops_skipped:,} ops never started while their threads waited" if stalled else ""),
+        ("stuck", stuck_words(f)),
         ("reshuffled", f"{f.misses_other_keys:,} misses of keys the failed node did not hold, or outside the fault"
          if f.misses_other_keys else ""),
         ("errors", f"{f.errors_before_fault + f.errors_after_settled:,} errors the fault does not explain "
@@ -105,7 +107,7 @@ def late_errors(f: FailoverFigures) -> str:
     """Errors in the outage's second half, in words: the node never taken out, or tried again while still down."""
     if not f.errors_late_in_outage:
         return ""
-    last = "" if f.last_error_s is None else f" (the last {f.last_error_s:.2f} s after the fault)"
+    last = "" if f.last_error_s is None else f" (the last at +{f.last_error_s:.2f} s from the fault)"
     if f.ejected_s is None:
         return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}: the node was never taken out")
     if f.errors_after_ejection:
@@ -113,6 +115,16 @@ def late_errors(f: FailoverFigures) -> str:
                 f"({f.ejected_s:.2f} s after the fault): the client tried it again while it was still down")
     return (f"{f.errors_late_in_outage:,} errors in the outage's second half{last}: the node was taken out only "
             f"{f.ejected_s:.2f} s after the fault")
+
+
+def stuck_words(f: FailoverFigures) -> str:
+    """The node back but not (fully) used again, in words; "" when it was."""
+    if f.readmitted_s is None:
+        return "the node was back, but no key went to it again before the load ended"
+    if f.restored_s is None:
+        return (f"the node got keys again {f.readmitted_s:.2f} s after it was back, but never 3/4 of its load before "
+                "the fault: some clients kept its keys elsewhere, or failed them")
+    return ""
 
 
 def missing_evidence(f: FailoverFigures) -> list[str]:
@@ -151,6 +163,10 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
     if verdict == "stalled":
         return ("Calls waited on the frozen node: lower the client's timeouts (pylibmc: connect_timeout and "
                 "_poll_timeout in ms; pymemcache: connect_timeout and timeout) so a stalled node counts as failed.")
+    if verdict == "stuck" and figures is not None and figures.readmitted_s is not None and figures.restored_s is None:
+        return (f"Some clients used the node again {figures.readmitted_s:.2f} s after it was back, others not within "
+                f"the {after_s:g} s watched: each client retries on its own clock (retry_timeout, dead_timeout); "
+                "watch longer with --after, or lower those settings.")
     if verdict == "stuck":
         name, value = dead
         if library == "pylibmc" and not value:
@@ -160,6 +176,10 @@ def failover_advice(verdict: str, config: Config, figures: FailoverFigures | Non
     if verdict == "reshuffled":
         return ("Keys of healthy nodes went elsewhere and missed: use consistent hashing (pylibmc ketama=1), "
                 "which moves only the failed node's keys.")
+    if verdict == "transparent" and figures is not None and figures.error_count:
+        return (f"Callers got {figures.error_count:,} errors while the client noticed the failure (the last at "
+                f"+{figures.last_error_s or 0:.2f} s), then only misses of the failed node's keys, and the node was "
+                "used again once back: catch the client's errors around cache calls for those first moments.")
     if verdict == "transparent":
         return "Callers saw misses of the failed node's keys while it was out, and nothing else."
     if verdict == "inconclusive":
@@ -180,14 +200,18 @@ def errors_advice(config: Config, f: FailoverFigures) -> str:
         return (f"libmemcached kept the failed node's keys on it and raised until it was back: {fix} (and "
                 "retry_timeout=1) so that it is taken out and its keys go to the other nodes.")
     if f.errors_late_in_outage and config.library == "pymemcache":
-        return ("HashClient raised until the node was marked dead: lower retry_attempts and retry_timeout, or "
-                "set ignore_exc=True to read errors as misses.")
-    if f.errors_after_settled and pylibmc and config.setting("remove_failed") and not value:
+        return ("HashClient raised on the failed node's keys until it marked the node dead (after retry_attempts "
+                "failures, retry_timeout apart), or through the outage if it never did: lower retry_attempts (0 "
+                "marks it dead at once), or set ignore_exc=True to read errors as misses.")
+    if (f.errors_at_end or f.errors_after_settled) and pylibmc and config.setting("remove_failed") and not value:
         return ("libmemcached marked the node dead and, with no dead_timeout, never tries it again: its keys raise "
                 "ServerDead after it is back, for good. Set dead_timeout (seconds) with remove_failed.")
+    if f.errors_at_end:
+        return ("Calls still failed at the end of the load, with the node back: the client did not recover on its "
+                "own; recreate clients on these errors, and check the settings that keep a node out.")
     if f.errors_after_settled:
-        return ("Calls kept failing after the node was back and the load had settled: the client did not recover on "
-                "its own; recreate clients on these errors, and check the settings that keep a node out.")
+        return ("Calls failed again after the load had gone a second without errors, with the node back: the fault "
+                "does not explain them; fix what raises, then check again.")
     if f.errors_before_fault:
         return "Calls failed before any fault, with every node healthy: fix what raises, then check again."
     return "Calls raised late in the outage: catch the client's errors around cache calls and fall back."
