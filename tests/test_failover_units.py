@@ -687,3 +687,16 @@ def test_delete_keys_deletes_only_the_listed_keys(memcached):
 def test_delete_keys_with_as_many_keys_as_check_failover_takes(memcached):
     keys = [f"units-delete-many:failover:ketama-eject-2s:k{index}" for index in range(1_000_000)]
     assert delete_keys(memcached, keys, timeout_s=1.0) == 0
+
+
+def test_restored_is_when_the_node_gets_three_quarters_of_its_load_back():
+    from mcpool_cli.checks.failover.analysis import restored
+
+    before = [(10_000 + 10 * i, 0) for i in range(200)]  # 100 keys a second before the fault at 12 s
+    trickle = [(15_100, 0), (16_000, 1)]  # one client back at 15.1 s, another at 16 s
+    full = [(17_000 + 10 * i, 0) for i in range(100)]  # every client back from 17 s
+    at = Moments(t0_ms=10_000, end_ms=20_000, fault_ms=12_000, back_ms=15_000, failed=0)
+    assert restored(routed(before + trickle + full, []), at, 15_100) == 2.0
+    assert restored(routed(before + trickle, []), at, 15_100) is None  # a trickle is not the node's load
+    quiet = Moments(t0_ms=10_000, end_ms=20_000, fault_ms=12_000, back_ms=15_000, failed=1)
+    assert restored(routed(before, []), quiet, 15_100) is None  # a node that had no load before

@@ -164,7 +164,7 @@ def analyse(batch: OpBatch, names: dict[int, str], routing: Routing, at: Moments
             1 for op in errors if ejected + EJECTING_MS <= op[1] < at.outage_end_ms),
         errors_after_settled=errors_after_settled(ops, at.back_ms),
         errors_at_end=sum(1 for op in errors if at.back_ms and op[1] >= max(at.back_ms, tail_from)),
-        restored_s=restored(routing, at),
+        restored_s=None if readmitted is None else restored(routing, at, readmitted),
         last_error_s=seconds(max(op[1] for op in after_fault) - at.fault_ms) if after_fault else None,
         misses_failed_keys=failed_misses, misses_other_keys=len(misses) - failed_misses,
         stale_reads=sum(1 for op in ops if op[3] == STALE),
@@ -197,17 +197,19 @@ def errors_after_settled(ops: list[tuple[int, int, int, int, int]], back_ms: int
     return 0
 
 
-def restored(routing: Routing, at: Moments, window_ms: int = 250, share: float = 0.75) -> float | None:
-    """From the node's return to the start of the first quarter second in which it got `share` of the keys a
-    second it got before the fault: every client sends to it again. None when that never happened."""
+def restored(routing: Routing, at: Moments, readmitted: int, window_ms: int = 250,
+             share: float = 0.75) -> float | None:
+    """From the node's return to the first quarter second in which it got `share` of the keys a second it got
+    before the fault (from the first key in it): every client sends to it again. None when that never happened."""
     if not at.back_ms or at.fault_ms <= at.t0_ms:
         return None
     before = len(routing.between(at.failed, at.t0_ms, at.fault_ms)) / (at.fault_ms - at.t0_ms)
     if not before:
         return None
     for start in range(at.back_ms, at.end_ms - window_ms + 1, window_ms // 5):
-        if len(routing.between(at.failed, start, start + window_ms)) >= share * before * window_ms:
-            return seconds(start - at.back_ms)
+        window = routing.between(at.failed, start, start + window_ms)
+        if len(window) >= share * before * window_ms:
+            return seconds(max(window[0][0], readmitted) - at.back_ms)
     return None
 
 
