@@ -19,7 +19,7 @@ COPY . .
 # hdrhistogram has no wheel for arm64: a compiler comes in for the build and leaves in the same layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
- && pip install --no-cache-dir . \
+ && pip install --no-cache-dir '.[metrics]' \
  && apt-get purge -y --auto-remove gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 

@@ -69,6 +69,10 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
 @click.option("--hdr-log", "hdr_log", default=None, metavar="FILE",
               help="Also write the intervals as an HdrHistogram interval log (read by HdrHistogram's tools and "
                    "hdrh's HistogramLogReader), one tag per strategy and rate.")
+@click.option("--metrics-port", "metrics_port", default=None, metavar="[HOST:]PORT",
+              help="Serve live metrics for Prometheus at http://HOST:PORT/metrics while the run lasts (HOST "
+                   "127.0.0.1 unless given; 0.0.0.0:PORT in a container): ops, errors by class, latency and the "
+                   "pool's clients, per strategy, updated each interval. Needs mcpool[metrics].")
 @click.pass_context
 def bench(ctx: click.Context, **params: Any) -> None:
     """Drive memcached through client strategies from worker processes and report latency.
@@ -113,6 +117,7 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
         if settings["hdr_log"] == "-":
             raise UsageProblem("--hdr-log needs a file name")
     settings["hdr_log"] = settings["hdr_log"] or ""
+    settings["metrics_port"] = check_metrics_port(settings["metrics_port"])
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0,
                            import_path=(os.getcwd(),), **settings)
     check_options(options)
@@ -125,4 +130,24 @@ def start(options: BenchOptions, servers: tuple[ServerAddress, ...], enter: Ente
     from mcpool_cli.bench.session import BenchSession, dataset_mb
     from mcpool_cli.engine.session import connect
 
-    return BenchSession(options, connect(servers, dataset_mb(options), enter, options.binary, options.behaviors))
+    session = BenchSession(options, connect(servers, dataset_mb(options), enter, options.binary, options.behaviors))
+    if options.metrics_port:
+        from mcpool_cli.bench.metrics import LiveMetrics, parse_metrics_address
+
+        session.live = enter(LiveMetrics(parse_metrics_address(options.metrics_port), session.run_id))
+    return session
+
+
+def check_metrics_port(text: str | None) -> str:
+    """--metrics-port as given ("" when not), checked: an address, and the library that serves it."""
+    if text is None:
+        return ""
+    import importlib.util
+
+    from mcpool_cli.bench.metrics import parse_metrics_address
+
+    parse_metrics_address(text)
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise UsageProblem("--metrics-port needs prometheus-client, which is not installed: "
+                           "pip install 'mcpool[metrics]'")
+    return text

@@ -559,8 +559,9 @@ def urgent_sink(sink: queue.SimpleQueue, timing: LoopTiming, emitter: Emitter) -
 
 
 def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, timing: LoopTiming,
-                      interval_s: float, emitter: Emitter) -> None:
-    """The worker's main thread: ship what the load threads measured, several times a second, a message per slot."""
+                      interval_s: float, emitter: Emitter, strategy: Any = None) -> None:
+    """The worker's main thread: ship what the load threads measured, several times a second, a message per slot,
+    and what the strategy's pool looks like (for live metrics)."""
     measuring = False
     while True:
         alive = any(thread.is_alive() for thread in threads)
@@ -572,6 +573,8 @@ def stream_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, 
         batches = merge_by_slot(drain_all(sink)) or [Batch(slot=timing.filed_under(now))]
         for batch in batches:
             emitter.send_line(batch.to_line(elapsed_s, timing.measure_start_unix))
+        if strategy is not None:
+            emitter.send({"type": "pool", **strategy.pool_state()})
         if not alive:
             return
         time.sleep(interval_s)
@@ -588,7 +591,7 @@ def load(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     sink: queue.SimpleQueue = queue.SimpleQueue()
     threads = start_threads(plan, prepared.strategy, prepared.space, timing,
                             urgent_sink(sink, timing, emitter), emitter, start)
-    stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter)
+    stream_until_done(threads, sink, timing, run.snapshot_interval_s, emitter, prepared.strategy)
     prepared.strategy.close()
 
 

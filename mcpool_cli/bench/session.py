@@ -64,6 +64,7 @@ class BenchOptions:
     budget: str = ""  # a sweep's latency budget, as a threshold expression such as p99<2ms
     import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
     hdr_log: str = ""  # where to write the HdrHistogram interval log (not kept in the document)
+    metrics_port: str = ""  # where live metrics are served, [HOST:]PORT (not kept in the document)
 
 
 def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] | None
@@ -148,10 +149,20 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                    arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request)
 
 
-def execute(plan: RunPlan, listener: RunListener) -> RunResult:
-    """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
-    stats = RunStats(interval_s=plan.interval_s)
+def execute(plan: RunPlan, listener: RunListener, live: Any = None) -> RunResult:
+    """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept); with `live`
+    (bench/metrics.py), its figures are published there as it runs."""
+    if live is None:
+        stats = RunStats(interval_s=plan.interval_s)
+    else:
+        from mcpool_cli.bench.metrics import MeteredStats
+
+        rate = f"{plan.rate:g}" if plan.rate else ""
+        stats = MeteredStats(interval_s=plan.interval_s, live=live, run_name=f"{plan.strategy}:{rate}",
+                             labels={"strategy": plan.strategy, "rate": rate})
     outcomes, interrupted = run_workers(plan, listener, stats)
+    if live is not None:
+        stats.publish()  # the whole run, as it ended
     return RunResult.judged(plan, stats, outcomes, interrupted, explain)
 
 
@@ -163,6 +174,7 @@ class BenchSession(Session):
     OPTIONS = BenchOptions
     RESULT = RunResult
     options: BenchOptions
+    live: Any = None  # the live metrics endpoint (--metrics-port), when asked for
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
         """One strategy: the closed loop, or each rate of the open model in turn (lowest first)."""
@@ -170,7 +182,7 @@ class BenchSession(Session):
             suffix = f"{rate:g}:" if rate else ""
             plan = build_plan(self.options, strategy, self.servers.addresses,
                               f"{self.key_prefix}{strategy}:{suffix}", rate)
-            self.results.append(execute(plan, listener))
+            self.results.append(execute(plan, listener, self.live))
             if self.results[-1].interrupted:
                 return True
         return False
@@ -196,6 +208,7 @@ class BenchSession(Session):
         known = fields_of(BenchOptions, data)
         known.pop("import_path", None)
         known.pop("hdr_log", None)
+        known.pop("metrics_port", None)
         if "mix" not in known and known.get("ratio"):
             known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
         return BenchOptions(**known)

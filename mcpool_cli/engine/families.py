@@ -122,6 +122,7 @@ class ThreadClientStrategy(PerThreadStrategy):
     def thread_done(self) -> None:
         lease = self._local.__dict__.pop("lease", None)
         if lease is not None:
+            self.closed += 1
             lease.client.close()
 
 
@@ -169,6 +170,11 @@ class PooledClientStrategy(Strategy):
 
     def standing_clients(self) -> int:
         return len(self.held_clients())
+
+    def pool_state(self) -> dict[str, int]:
+        pool = self.pooled.client_pool
+        free, used = getattr(pool, "_free_objs", ()), getattr(pool, "_used_objs", ())
+        return {"in_use": len(used), "created": len(free) + len(used), "waiters": self.waiting}
 
     def close(self) -> None:
         self.pooled.close()

@@ -270,6 +270,11 @@ class Run:
             if message["completed"]:
                 worker.last_progress, worker.quiet_since = time.monotonic(), None
             return
+        if kind == "pool":  # the strategy's pool now: for live metrics, not kept
+            note = getattr(self.stats, "pool_state", None)
+            if note is not None:
+                note(worker.index, message)
+            return
         worker.last_progress, worker.quiet_since = time.monotonic(), None  # any other message is a step forward
         worker.messages.append(message)
         if kind == "ready":

@@ -84,7 +84,7 @@ def _checked(name: str, declared: str, value: Any) -> Any:
     return float(value) if declared == "float" else value
 
 
-LOCAL_OPTIONS = ("import_path", "hdr_log")  # this machine's paths: not kept in documents
+LOCAL_OPTIONS = ("import_path", "hdr_log", "metrics_port")  # this machine's paths and ports: not kept in documents
 
 
 def options_json(options: Any) -> dict[str, Any]:

@@ -41,20 +41,30 @@ class Strategy:
     """
 
     name = ""
+    waiting = 0  # threads waiting for a client right now (a gauge: read without a lock)
 
     def reserve(self) -> ContextManager[Any]:
         raise NotImplementedError
 
     def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
         """A lease that is sure to enter: retry until a client is free, queue.Empty after `deadline_ns`."""
-        while True:
-            time.sleep(0.0002)
-            lease = self.reserve()
-            try:
-                return _Entered(lease, lease.__enter__())
-            except queue.Empty:
-                if time.perf_counter_ns() >= deadline_ns:
-                    raise
+        self.waiting += 1
+        try:
+            while True:
+                time.sleep(0.0002)
+                lease = self.reserve()
+                try:
+                    return _Entered(lease, lease.__enter__())
+                except queue.Empty:
+                    if time.perf_counter_ns() >= deadline_ns:
+                        raise
+        finally:
+            self.waiting -= 1
+
+    def pool_state(self) -> dict[str, int]:
+        """What the strategy's pool looks like now, as far as it knows: clients it made (`created`) and let go
+        (`closed`), clients lent out (`in_use`), threads waiting for one (`waiters`). For live metrics."""
+        return {"waiters": self.waiting}
 
     def thread_client(self) -> Any | None:
         """The client a thread keeps for its whole life, or None when every op must reserve one.
@@ -132,6 +142,9 @@ class SharedStrategy(Strategy):
     def standing_clients(self) -> int:
         return 1
 
+    def pool_state(self) -> dict[str, int]:
+        return {"created": 1, "closed": 0}
+
 
 class PerThreadStrategy(Strategy):
     name = "per-thread"
@@ -139,13 +152,18 @@ class PerThreadStrategy(Strategy):
     def __init__(self, master: Any) -> None:
         self._master = master
         self._local = threading.local()
+        self.created = self.closed = 0
 
     def reserve(self) -> ContextManager[Any]:
         try:
             return self._local.lease
         except AttributeError:
             self._local.lease = Lease(self.new_client())
+            self.created += 1
             return self._local.lease
+
+    def pool_state(self) -> dict[str, int]:
+        return {"created": self.created, "closed": self.closed}
 
     def new_client(self) -> Any:
         """The client a thread keeps: a clone of the master."""
@@ -155,6 +173,8 @@ class PerThreadStrategy(Strategy):
         return self.reserve().__enter__()
 
     def thread_done(self) -> None:
+        if self._local.__dict__:
+            self.closed += 1
         self._local.__dict__.clear()
 
 
@@ -177,8 +197,16 @@ class FifoStrategy(Strategy):
 
     def reserve_waiting(self, deadline_ns: int) -> ContextManager[Any]:
         timeout_s = max(0.001, (deadline_ns - time.perf_counter_ns()) / 1e9)
-        client = self._pool.get(True, timeout_s)  # what reserve(block=True) does, bounded in time
+        self.waiting += 1
+        try:
+            client = self._pool.get(True, timeout_s)  # what reserve(block=True) does, bounded in time
+        finally:
+            self.waiting -= 1
         return _PutBack(self._pool, client)
+
+    def pool_state(self) -> dict[str, int]:
+        size = self._pool.maxsize or len(self._pool.queue)
+        return {"created": size, "closed": 0, "in_use": size - self._pool.qsize(), "waiters": self.waiting}
 
 
 class _PutBack(Lease):
@@ -219,6 +247,10 @@ class PoolStrategy(Strategy):
     def thread_done(self) -> None:
         if self._relinquish:
             self._pool.relinquish()
+
+    def pool_state(self) -> dict[str, int]:
+        held = len(self._pool) if isinstance(self._pool, dict) else None  # ThreadMappedPool: a client per thread
+        return {"waiters": self.waiting, **({} if held is None else {"held": held})}
 
 
 def is_custom(name: str) -> bool:

@@ -33,7 +33,7 @@ from mcpool_cli.errors import UsageProblem
 from mcpool_cli.kinds import Kind, registered
 from mcpool_cli.report.thresholds import check_metrics, parse_threshold
 
-NOT_IN_FILES = ("json_path", "quiet", "junit_path", "html_path", "servers", "hdr_log")  # set by `mcpool run` itself
+NOT_IN_FILES = ("json_path", "quiet", "junit_path", "html_path", "servers", "hdr_log", "metrics_port")  # set by `mcpool run` itself
 RENAMED = {"strategies": "strategies", "behaviors": "behaviors", "duration": "duration_s", "warmup": "warmup_s",
            "hang_timeout": "hang_timeout_s", "outage": "outage_s", "idle_timeout": "idle_timeout_s",
            "before": "before_s", "after": "after_s", "recover_within": "recover_within_s", "rate": "rates", "interval": "interval_s"}
