@@ -323,7 +323,7 @@ def test_dockerfile_parses() -> None:
 def test_dockerfile_installs_memcached_and_the_project() -> None:
     runs = [i.arguments for i in parse_dockerfile(DOCKERFILE.read_text()) if i.keyword == "RUN"]
     assert any(re.search(r"apt-get install .*\bmemcached\b", run) for run in runs)
-    assert any(re.search(r"\bpip install --no-cache-dir \.(\s|$)", run) for run in runs)
+    assert any(re.search(r"\bpip install --no-cache-dir '\.\[metrics\]'(\s|$)", run) for run in runs)  # --metrics-port
     assert dockerfile_instruction("COPY").line < next(
         i.line for i in parse_dockerfile(DOCKERFILE.read_text()) if "pip install" in i.arguments)
 
