@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.prechecks import check_behaviors, validate_custom
 from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.session import LOCAL_OPTIONS, Session, fields_of
 from mcpool_cli.engine.pacing import ARRIVALS
 from mcpool_cli.engine.workload import DISTRIBUTIONS
 from mcpool_cli.errors import UsageProblem
@@ -64,6 +65,8 @@ class BenchOptions:
     budget: str = ""  # a sweep's latency budget, as a threshold expression such as p99<2ms
     import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
     hdr_log: str = ""  # where to write the HdrHistogram interval log (not kept in the document)
+    run_id: str = ""  # --run-id: the session's run id, shared by several machines (kept in the header only)
+    start_at_unix: float = 0.0  # --start-at: when the measured window starts, on the wall clock; 0: at once
 
 
 def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] | None
@@ -145,14 +148,31 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
                    duration_s=options.duration_s, warmup_s=options.warmup_s,
                    hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, rate=rate,
-                   arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request)
+                   arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request,
+                   go_at_unix=options.start_at_unix - options.warmup_s if options.start_at_unix else 0.0)
 
 
 def execute(plan: RunPlan, listener: RunListener) -> RunResult:
     """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept)."""
-    stats = RunStats(interval_s=plan.interval_s)
+    stats = RunStats(interval_s=plan.interval_s, raw_latencies_path=raw_latencies_path(plan.strategy))
     outcomes, interrupted = run_workers(plan, listener, stats)
-    return RunResult.judged(plan, stats, outcomes, interrupted, explain)
+    result = RunResult.judged(plan, stats, outcomes, interrupted, explain)
+    if plan.go_at_unix:
+        result = dataclasses.replace(result, start_at_unix=plan.go_at_unix + plan.warmup_s)
+    return result
+
+
+RAW_LATENCIES_ENV = "MCPOOL_RAW_LATENCIES_DIR"  # a test hook: every measured op latency, to prove merges exact
+
+
+def raw_latencies_path(strategy: str) -> str:
+    """Where this process appends the raw op latencies it receives (int64 ns, little-endian), when the test hook
+    MCPOOL_RAW_LATENCIES_DIR names a folder; "" otherwise."""
+    folder = os.environ.get(RAW_LATENCIES_ENV)
+    if not folder:
+        return ""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in strategy)
+    return os.path.join(folder, f"{os.getpid()}-{name}.i64")
 
 
 @dataclass
@@ -163,6 +183,10 @@ class BenchSession(Session):
     OPTIONS = BenchOptions
     RESULT = RunResult
     options: BenchOptions
+
+    def __post_init__(self) -> None:
+        if self.options.run_id:
+            self.run_id = self.options.run_id
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
         """One strategy: the closed loop, or each rate of the open model in turn (lowest first)."""
@@ -194,8 +218,8 @@ class BenchSession(Session):
     def options_from_json(cls, data: dict[str, Any]) -> BenchOptions:
         """Options as saved; a document written before --mix has only the ratio, which was the mix."""
         known = fields_of(BenchOptions, data)
-        known.pop("import_path", None)
-        known.pop("hdr_log", None)
+        for name in LOCAL_OPTIONS:
+            known.pop(name, None)
         if "mix" not in known and known.get("ratio"):
             known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
         return BenchOptions(**known)

@@ -84,7 +84,8 @@ def _checked(name: str, declared: str, value: Any) -> Any:
     return float(value) if declared == "float" else value
 
 
-LOCAL_OPTIONS = ("import_path", "hdr_log")  # this machine's paths: not kept in documents
+LOCAL_OPTIONS = ("import_path", "hdr_log", "run_id")  # this machine's paths, and what the header holds: not kept
+# in documents
 
 
 def options_json(options: Any) -> dict[str, Any]:
