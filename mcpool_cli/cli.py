@@ -12,6 +12,7 @@ from mcpool_cli.environment import Environment, guarded_streams
 from mcpool_cli.errors import ExitCode, UsageProblem
 from mcpool_cli.kinds import registered
 from mcpool_cli.report.command import compare, report
+from mcpool_cli.report.merge import merge
 from mcpool_cli.scenarios.command import run, scenarios
 from mcpool_cli.strategies_command import strategies
 
@@ -71,5 +72,5 @@ def main() -> None:
 
 for kind in registered():  # bench and every check: each kind's command.py holds its click command
     cli.add_command(getattr(kind.module("command"), kind.command.replace("-", "_")))
-for command in (run, scenarios, strategies, report, compare):
+for command in (run, scenarios, strategies, report, compare, merge):
     cli.add_command(command)

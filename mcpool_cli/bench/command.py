@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import os
+import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -73,6 +77,12 @@ if TYPE_CHECKING:  # the session and its checks load with the command's first ca
               help="Serve live metrics for Prometheus at http://HOST:PORT/metrics while the run lasts (HOST "
                    "127.0.0.1 unless given; 0.0.0.0:PORT in a container): ops, errors by class, latency and the "
                    "pool's clients, per strategy, updated each interval. Needs mcpool[metrics].")
+@click.option("--run-id", "run_id", default=None, metavar="ID",
+              help="The run id (1-64 of A-Z a-z 0-9 _ . -), the same on every machine of one run so that mcpool merge "
+                   "takes their results; also read from MCPOOL_RUN_ID. Default: a random one.")
+@click.option("--start-at", "start_at", default=None, metavar="TIME",
+              help="Start measuring at this wall-clock time, ISO 8601 with a zone (2026-11-29T21:40:00Z) or +30s "
+                   "from now, so that several machines measure the same window. One strategy, one rate.")
 @click.pass_context
 def bench(ctx: click.Context, **params: Any) -> None:
     """Drive memcached through client strategies from worker processes and report latency.
@@ -89,6 +99,7 @@ def bench(ctx: click.Context, **params: Any) -> None:
       mcpool bench --rate 2k,5k,10k,20k --budget 'p99<2ms'
       mcpool bench --mix get=5,set=2,delete=1,get_multi=2 --distribution zipf --value-size 100-4000
       mcpool bench -s 127.0.0.1:11211 --strategy myapp.cache:make_pool
+      mcpool bench -s cache1:11211 --strategy fifo --run-id nightly-42 --start-at +30s --json host1.json
     """
     run_command(ctx, KIND, params)
 
@@ -118,11 +129,62 @@ def validate(params: dict[str, Any], servers: tuple[ServerAddress, ...] = ()) ->
             raise UsageProblem("--hdr-log needs a file name")
     settings["hdr_log"] = settings["hdr_log"] or ""
     settings["metrics_port"] = check_metrics_port(settings["metrics_port"])
+    run_id = settings.get("run_id")
+    settings["run_id"] = (check_run_id(run_id) if run_id is not None
+                          else check_run_id(os.environ.get(RUN_ID_ENV, ""), RUN_ID_ENV))
+    start_at = settings.pop("start_at", None)
     options = BenchOptions(strategies=expand_strategies(strategies), pool_size=pool_size or 0,
                            import_path=(os.getcwd(),), **settings)
+    if start_at is not None:
+        options = dataclasses.replace(options, start_at_unix=start_at_unix(start_at, time.time()))
+        check_one_run(options)
     check_options(options)
     check_families(options.strategies, servers, options.binary, options.behaviors, options.client_options)
     return options
+
+
+RUN_ID_ENV = "MCPOOL_RUN_ID"
+RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_START_AHEAD_S = 24 * 3600
+
+
+def check_run_id(run_id: str, given_as: str = "--run-id") -> str:
+    """A --run-id (or MCPOOL_RUN_ID) as given, "" for none; a UsageProblem when it could not be a key's part."""
+    if run_id and not RUN_ID.fullmatch(run_id):
+        shown = f"{given_as} {run_id!r}" if given_as.startswith("--") else f"{given_as}={run_id!r}"
+        raise UsageProblem(f"{shown}: use 1-64 characters of A-Z a-z 0-9 _ . - (it is part of every key)")
+    return run_id
+
+
+def start_at_unix(text: str, now_unix: float) -> float:
+    """--start-at as a wall-clock time: ISO 8601 with a zone, or +DURATION from `now_unix`; in the next 24 h."""
+    from mcpool_cli.units import parse_duration_s
+
+    if text.startswith("+"):
+        when = now_unix + parse_duration_s(text[1:])
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise UsageProblem(f"--start-at {text!r}: give an ISO 8601 time with its zone, such as "
+                               f"2026-11-29T21:40:00Z, or a delay such as +30s")
+        when = moment.timestamp()
+    if when <= now_unix:
+        raise UsageProblem(f"--start-at {text}: that time has passed ({now_unix - when:.1f} s ago); give a later one")
+    if when - now_unix > MAX_START_AHEAD_S:
+        raise UsageProblem(f"--start-at {text}: more than 24 h from now; give a time within a day")
+    return when
+
+
+def check_one_run(options: BenchOptions) -> None:
+    """--start-at aligns one run: a second strategy or rate would start whenever the first ended."""
+    if len(options.strategies) > 1:
+        raise UsageProblem(f"--start-at aligns one run, and {len(options.strategies)} strategies would run "
+                           f"({', '.join(options.strategies)}); give one --strategy")
+    if len(options.rates) > 1:
+        raise UsageProblem(f"--start-at aligns one run, and a --rate sweep runs {len(options.rates)}; give one rate")
 
 
 def start(options: BenchOptions, servers: tuple[ServerAddress, ...], enter: Enter[Any]) -> BenchSession:

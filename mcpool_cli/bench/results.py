@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from array import array
 from collections import Counter
 import dataclasses
@@ -63,6 +64,7 @@ class RunStats:
     examples: list[dict[str, str]] = field(default_factory=list)
     timeline: Timeline | None = None
     started_unix: float = 0.0  # when measuring started, on the wall clock (the earliest worker's)
+    raw_latencies_path: str = ""  # a test hook: append every op latency received here (int64 ns, little-endian)
 
     def __post_init__(self) -> None:
         if self.timeline is None:
@@ -70,6 +72,8 @@ class RunStats:
 
     def add_snapshot(self, snap: dict[str, Any]) -> None:
         batch = Batch.from_message(snap)
+        if self.raw_latencies_path:
+            self._append_raw(batch)
         if snap.get("t0_unix"):
             self.started_unix = min(self.started_unix or math.inf, float(snap["t0_unix"]))
         for name, values in batch.latencies().items():
@@ -98,6 +102,16 @@ class RunStats:
         self.pool_exhausted += batch.exhausted
         self.due_at_end += batch.due_at_end
         self.examples += batch.examples[: 5 - len(self.examples)]
+
+    def _append_raw(self, batch: Batch) -> None:
+        values = array("q")
+        for name, latencies in batch.latencies().items():
+            if name in OPS:
+                values.extend(latencies)
+        if sys.byteorder != "little":
+            values.byteswap()
+        with open(self.raw_latencies_path, "ab") as handle:
+            handle.write(values.tobytes())
 
     def _fold(self) -> None:
         counts: dict[str, Counter] = {name: Counter() for name in self._histograms}
@@ -231,6 +245,8 @@ class RunResult:
     interrupted: bool = False  # Ctrl-C reached this run (whatever else its workers did)
     rate: float = 0.0  # the open model's target ops/s; 0 for the closed loop
     arrival: str = ""  # the open model's arrivals: constant or poisson
+    achieved: float | None = field(default=None, compare=False)  # ops/s completed, when not stats.ops() / measured_s (a merge sums its sources')
+    start_at_unix: float = 0.0  # --start-at: when the measured window was asked to start, on the wall clock
 
     @classmethod
     def measured(cls, strategy: str, threads: int, processes: int, pool_size: int | None, duration_s: float,
@@ -254,6 +270,8 @@ class RunResult:
     @property
     def achieved_per_s(self) -> float:
         """Ops (successful or not) completed per second: what the open model offered and got through."""
+        if self.achieved is not None:
+            return self.achieved
         return round(self.stats.ops() / self.measured_s, 1) if self.measured_s > 0 else 0.0
 
     def rate_block(self) -> dict[str, Any] | None:
@@ -322,7 +340,16 @@ class RunResult:
             "measure_started_unix": stats.started_unix, "interval_s": stats.interval_s,
             "intervals": stats.timeline.to_json(self.measured_s),
             "workers": [dataclasses.asdict(w) for w in self.workers],
+            **self.start_block(),
         }
+
+    def start_block(self) -> dict[str, Any]:
+        """With --start-at: the moment asked for, and how much later measuring started (workers not ready in
+        time, or the few milliseconds a `go` takes)."""
+        if not self.start_at_unix:
+            return {}
+        late_s = self.stats.started_unix - self.start_at_unix if self.stats.started_unix else 0.0
+        return {"start_at_unix": self.start_at_unix, "start_late_s": round(late_s, 3)}
 
     @classmethod
     def from_json(cls, run: dict[str, Any]) -> "RunResult":
@@ -339,4 +366,6 @@ class RunResult:
         return cls(str(run["strategy"]), int(run["threads"]), int(run["processes"]), run.get("pool_size"),
                    float(run.get("duration_asked_s", measured_s)), RunStats.from_json(run), workers, outcome,
                    measured_s, float(run["ops_per_s"]), detail.get("explanation") or "",
-                   bool(run.get("interrupted")), float(rate.get("target_per_s") or 0.0), str(rate.get("arrival") or ""))
+                   bool(run.get("interrupted")), float(rate.get("target_per_s") or 0.0), str(rate.get("arrival") or ""),
+                   float(rate["achieved_per_s"]) if rate.get("achieved_per_s") is not None else None,
+                   float(run.get("start_at_unix") or 0.0))

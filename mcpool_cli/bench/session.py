@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.prechecks import check_behaviors, validate_custom
 from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import ServerAddress
-from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.session import LOCAL_OPTIONS, Session, fields_of
 from mcpool_cli.engine.pacing import ARRIVALS
 from mcpool_cli.engine.workload import DISTRIBUTIONS
 from mcpool_cli.errors import UsageProblem
@@ -65,6 +66,8 @@ class BenchOptions:
     import_path: tuple[str, ...] = field(default_factory=lambda: (os.getcwd(),))
     hdr_log: str = ""  # where to write the HdrHistogram interval log (not kept in the document)
     metrics_port: str = ""  # where live metrics are served, [HOST:]PORT (not kept in the document)
+    run_id: str = ""  # --run-id: the session's run id, shared by several machines (kept in the header only)
+    start_at_unix: float = 0.0  # --start-at: when the measured window starts, on the wall clock; 0: at once
 
 
 def resolve_mix(ratio: tuple[int, int] | None, mix: tuple[tuple[str, int], ...] | None
@@ -146,24 +149,42 @@ def build_plan(options: BenchOptions, strategy: str, servers: tuple[ServerAddres
                    processes=options.processes, pool_size=options.pool_size, relinquish=options.relinquish,
                    duration_s=options.duration_s, warmup_s=options.warmup_s,
                    hang_timeout_s=options.hang_timeout_s, import_path=options.import_path, rate=rate,
-                   arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request)
+                   arrival=options.arrival, interval_s=options.interval_s, ops_per_request=options.ops_per_request,
+                   go_at_unix=options.start_at_unix - options.warmup_s if options.start_at_unix else 0.0)
 
 
 def execute(plan: RunPlan, listener: RunListener, live: Any = None) -> RunResult:
     """Bench one strategy to its end, or until Ctrl-C (the result says so; partial results are kept); with `live`
     (bench/metrics.py), its figures are published there as it runs."""
+    raw = raw_latencies_path(plan.strategy)
     if live is None:
-        stats = RunStats(interval_s=plan.interval_s)
+        stats = RunStats(interval_s=plan.interval_s, raw_latencies_path=raw)
     else:
         from mcpool_cli.bench.metrics import MeteredStats
 
         rate = f"{plan.rate:g}" if plan.rate else ""
-        stats = MeteredStats(interval_s=plan.interval_s, live=live, run_name=f"{plan.strategy}:{rate}",
-                             labels={"strategy": plan.strategy, "rate": rate})
+        stats = MeteredStats(interval_s=plan.interval_s, raw_latencies_path=raw, live=live,
+                             run_name=f"{plan.strategy}:{rate}", labels={"strategy": plan.strategy, "rate": rate})
     outcomes, interrupted = run_workers(plan, listener, stats)
     if live is not None:
         stats.publish()  # the whole run, as it ended
-    return RunResult.judged(plan, stats, outcomes, interrupted, explain)
+    result = RunResult.judged(plan, stats, outcomes, interrupted, explain)
+    if plan.go_at_unix:
+        result = dataclasses.replace(result, start_at_unix=plan.go_at_unix + plan.warmup_s)
+    return result
+
+
+RAW_LATENCIES_ENV = "MCPOOL_RAW_LATENCIES_DIR"  # a test hook: every measured op latency, to prove merges exact
+
+
+def raw_latencies_path(strategy: str) -> str:
+    """Where this process appends the raw op latencies it receives (int64 ns, little-endian), when the test hook
+    MCPOOL_RAW_LATENCIES_DIR names a folder; "" otherwise."""
+    folder = os.environ.get(RAW_LATENCIES_ENV)
+    if not folder:
+        return ""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in strategy)
+    return os.path.join(folder, f"{os.getpid()}-{name}.i64")
 
 
 @dataclass
@@ -175,6 +196,10 @@ class BenchSession(Session):
     RESULT = RunResult
     options: BenchOptions
     live: Any = None  # the live metrics endpoint (--metrics-port), when asked for
+
+    def __post_init__(self) -> None:
+        if self.options.run_id:
+            self.run_id = self.options.run_id
 
     def run_one(self, strategy: str, listener: RunListener) -> bool:
         """One strategy: the closed loop, or each rate of the open model in turn (lowest first)."""
@@ -206,9 +231,8 @@ class BenchSession(Session):
     def options_from_json(cls, data: dict[str, Any]) -> BenchOptions:
         """Options as saved; a document written before --mix has only the ratio, which was the mix."""
         known = fields_of(BenchOptions, data)
-        known.pop("import_path", None)
-        known.pop("hdr_log", None)
-        known.pop("metrics_port", None)
+        for name in LOCAL_OPTIONS:
+            known.pop(name, None)
         if "mix" not in known and known.get("ratio"):
             known["mix"] = (("get", known["ratio"][0]), ("set", known["ratio"][1]))
         return BenchOptions(**known)

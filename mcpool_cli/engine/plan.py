@@ -56,6 +56,7 @@ class RunPlan:
     arrival: str = "constant"  # the open model's gaps between intended starts: constant, or poisson
     interval_s: float = 1.0  # the timeline's interval: the parent files each batch under one
     ops_per_request: int = 10  # framework setups: ops of one request, then the framework's end-of-request step
+    go_at_unix: float = 0.0  # bench --start-at: the wall-clock time before which the workers get no `go`
     label: str = ""  # what progress calls the run, when not its strategy (check-failover: the configuration)
 
     @property

@@ -23,6 +23,7 @@ from mcpool_cli.engine.outcomes import WorkerOutcome
 
 STDERR_LINES_KEPT = 20
 STDERR_LINE_CHARS = 500
+GO_SLEEP_S = 0.2  # a `go` due within this long is slept to, not left to the pump's next turn
 EXIT_GRACE_S = 2.0  # after a worker exits, how long its output may stay open (a leftover child holding it)
 PHASE_WORDS = {"start": "starting", "populate": "filling the key space", "warmup": "warming up",
                "measure": "measuring"}
@@ -293,8 +294,14 @@ class Run:
         self.listener.phase(self.plan, phase)
 
     def release_ready_workers(self) -> None:
-        """Start every worker's load at once, when all have filled their share of the key space."""
+        """Start every worker's load at once, when all have filled their share of the key space, and not before
+        the plan's `go_at_unix` (slept to when it is that near: the pump's wait would make it late)."""
         if all(w.ready or w.stdout_closed for w in self.workers):
+            wait_s = self.plan.go_at_unix - time.time()
+            if wait_s > GO_SLEEP_S:
+                return
+            if wait_s > 0:
+                time.sleep(wait_s)
             for worker in self.workers:
                 if worker.ready and not worker.released:
                     worker.released = True
@@ -305,6 +312,8 @@ class Run:
         for worker in self.workers:
             if worker.stdout_closed:
                 continue
+            if worker.ready and not worker.released:  # waiting for its `go`: the parent holds it, it is not hung
+                worker.last_progress = now
             if worker.process.poll() is not None:
                 worker.exited_at = worker.exited_at or now
                 if now - worker.exited_at > EXIT_GRACE_S:  # a leftover child holds its output open

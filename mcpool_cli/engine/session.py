@@ -84,7 +84,8 @@ def _checked(name: str, declared: str, value: Any) -> Any:
     return float(value) if declared == "float" else value
 
 
-LOCAL_OPTIONS = ("import_path", "hdr_log", "metrics_port")  # this machine's paths and ports: not kept in documents
+LOCAL_OPTIONS = ("import_path", "hdr_log", "metrics_port", "run_id")  # this machine's paths and ports, and what the
+# header holds: not kept in documents
 
 
 def options_json(options: Any) -> dict[str, Any]:

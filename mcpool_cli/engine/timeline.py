@@ -97,6 +97,18 @@ class Timeline:
                 if histogram.get_total_count():  # an empty one would lower the target's min to 0
                     target.histogram().add(histogram)
 
+    def add(self, other: "Timeline", shift: int = 0) -> None:
+        """Add another timeline of the same interval to this one, its interval i filed under i + `shift`
+        (several machines' runs aligned on the wall clock): counts summed, histograms added."""
+        for index, interval in other.intervals.items():
+            target = self.intervals.setdefault(index + shift, Interval())
+            target.ops, target.failed_ops = target.ops + interval.ops, target.failed_ops + interval.failed_ops
+            target.errors += interval.errors
+            if interval.live is not None or interval.encoded:
+                histogram = interval.histogram()
+                if histogram.get_total_count():  # an empty one would lower the target's min to 0
+                    target.histogram().add(histogram)
+
     def seal_old(self) -> None:
         """Encode the intervals well behind the newest (batches reach the parent within a second or so)."""
         if self.intervals:

@@ -180,5 +180,14 @@ def source_line(doc: SavedDocument) -> Text:
     data = doc.data
     parts = [doc.label, doc.kind.command, data.get("run_id") and f"run {data['run_id']}",
              data.get("started_at"), data.get("mcpool_version") and f"mcpool {data['mcpool_version']}",
-             "interrupted" if data.get("interrupted") else None]
+             "interrupted" if data.get("interrupted") else None, merged_line(data)]
     return outside(" · ".join(str(part) for part in parts if part), "dim")
+
+
+def merged_line(data: dict[str, Any]) -> str | None:
+    """What a document of `mcpool merge` merges: how many files, and which."""
+    sources = data.get("merged_from")
+    if not isinstance(sources, list) or not sources:
+        return None
+    names = [str(source.get("file")) for source in sources if isinstance(source, dict)]
+    return f"merges {len(sources)} files ({', '.join(names)})"
