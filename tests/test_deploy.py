@@ -75,3 +75,41 @@ def test_the_merge_job_merges_that_runs_files():
 
 def test_the_image_installs_the_metrics_extra():
     assert "pip install --no-cache-dir '.[metrics]'" in (DEPLOY.parent / "Dockerfile").read_text()
+
+
+def test_the_manifests_commands_run_here_and_merge(memcached, tmp_path):
+    """The bench pods' arguments and the merge Job's script, run as they are on this machine: two pods at once
+    against the test memcached (for memcached:11211), the volume a temporary folder."""
+    import datetime
+    import os
+    import subprocess
+    import sys
+
+    start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
+    values = {**VALUES, "THREADS": "2", "DURATION": "1s", "START_AT": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    (tmp_path / "r42").mkdir()
+    pods = []
+    for index in range(2):
+        args = [arg.replace("memcached:11211", memcached.spec).replace("/results", str(tmp_path))
+                .replace("0.0.0.0:9464", f"127.0.0.1:{free_port()}") for arg in bench_args(index, values)]
+        pods.append(subprocess.Popen([sys.executable, "-m", "mcpool_cli", *args], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True))
+    for pod in pods:
+        assert pod.wait(timeout=60) == 0, pod.stderr.read()
+    (job,) = filled("merge-job.yaml", values)
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0].replace("/results", str(tmp_path))
+    merged = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert merged.returncode == 0, merged.stderr
+    for name in ("merged.json", "merged.html", "merged.xml"):
+        assert (tmp_path / "r42" / name).stat().st_size > 0
+    import json
+
+    document = json.loads((tmp_path / "r42" / "merged.json").read_text())
+    assert document["run_id"] == "r42" and len(document["merged_from"]) == 2
+
+
+def free_port() -> int:
+    from mcpool_cli.engine.server import free_loopback_port
+
+    return free_loopback_port()
