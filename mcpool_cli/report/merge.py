@@ -142,6 +142,31 @@ def merge(ctx: click.Context, files: tuple[str, ...], output: str, html_path: st
     console = Console(file=env.stderr if to_stdout(output) else env.stdout)
     console.print(f"merged {len(files)} results of run {session.run_id} into {output}", markup=False,
                   highlight=False)
+    console.print(sources_table(document))
     code = report(KIND, session, document, console)
     code = ExitCode.PROBLEM if code == ExitCode.INTERRUPTED else code  # an interrupted source is told, not ours
     ctx.exit(tell_write_failures(env, [line for line in failures if line], code))
+
+
+def sources_table(document: dict[str, Any]) -> Any:
+    """Each merged file's own figures per run, and how far its measured window started from the earliest's."""
+    from rich.table import Table
+
+    from mcpool_cli.units import format_duration_us
+
+    table = Table(title="each file, as measured alone", title_justify="left", box=None, pad_edge=False)
+    for name, right in (("file", False), ("run", False), ("ops/s", True), ("p99", True), ("errors", True),
+                        ("started", True)):
+        table.add_column(name, justify="right" if right else "left", no_wrap=right)
+    sources = document.get("merged_from") or []
+    starts = [run["measure_started_unix"] for source in sources for run in source["runs"]
+              if run.get("measure_started_unix")]
+    earliest = min(starts) if starts else 0.0
+    for source in sources:
+        for run in source["runs"]:
+            label = run["strategy"] + (f" @ {run['rate']:g}/s" if run.get("rate") else "")
+            started = run.get("measure_started_unix") or 0.0
+            table.add_row(printable(source["file"]), printable(label), f"{run['ops_per_s']:,.0f}",
+                          format_duration_us(run["p99_us"]) if run.get("p99_us") is not None else "-",
+                          f"{run['error_count']:,}", f"+{(started - earliest) * 1000:.1f} ms" if started else "-")
+    return table
