@@ -260,7 +260,8 @@ def churn(strategy: Any, probe: StatsProbe, count: int, concurrency: int, ops_pe
     time_wait_before = read_time_wait(remotes)
     sampler = PeakSampler(probe, time.monotonic())
     sampler.peak = baseline
-    start_point = sampler.point(baseline)
+    start_point = ConnectionsPoint(0.0, baseline, 0)  # the baseline is the series' origin (a busy machine may
+    # take a millisecond between reading the clock and here)
     owners: dict[int, int] = {}  # id(client) -> token of the thread that used it
     gate, lock = threading.Semaphore(concurrency), threading.Lock()
     errors: list[int] = [0]
