@@ -82,7 +82,7 @@ def main() -> None:
         row = {"t_s": round(time.monotonic() - started, 1), "answered": answered, "scrape_ms": round(took_s * 1e3, 1),
                "ops": ops, "parent_mb": round(rss_mb(process.pid), 1),
                "workers_mb": round(sum(rss_mb(pid) for pid in workers), 1)}
-        if process.poll() is None:
+        if process.poll() is None and (row["workers_mb"] or not rows):  # the worker ends a moment before mcpool
             rows.append(row)
             print(row, flush=True)
     with open(args.csv, "w", newline="") as handle:
