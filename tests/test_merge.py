@@ -155,6 +155,12 @@ def test_merge_refuses_what_is_not_one_run(fleet, tmp_path):
     no_runs = variant(fleet, tmp_path, "none.json", lambda d: d.update(runs=[]))
     assert "runs differ: per-thread in" in refused("merge", a, no_runs, "-o", out)
     assert "again" in refused("merge", a, a, "-o", out)
+
+    def later(data: dict) -> None:
+        data["runs"][0]["measure_started_unix"] += 100
+    line = refused("merge", a, variant(fleet, tmp_path, "later.json", later), "-o", out)
+    assert "never loaded the server together" in line and "--start-at" in line
+    assert "(schema mcpool.result/1)" in refused("merge", a, str(tmp_path / "missing.json"), "-o", out)
     assert not os.path.exists(out)
     assert b  # the unchanged source merges (the fixture's merge)
 

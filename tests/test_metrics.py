@@ -71,6 +71,9 @@ def test_counters_grow_while_the_run_lasts_and_match_its_json(live_run):
     assert {s.labels["run_id"] for s in last["mcpool_run_info"]} == {doc["run_id"]}
     p99 = next(s.value for s in last["mcpool_latency_seconds"] if s.labels["quantile"] == "0.99")
     assert 0 < p99 < 1
+    during = [one for one in measuring if one["mcpool_interval_latency_seconds"]]  # two intervals behind the run
+    assert during and all(0 < s.value < 1 for s in during[0]["mcpool_interval_latency_seconds"])
+    assert during[0]["mcpool_interval_ops_per_second"][0].value > 0
 
 
 def test_the_pool_is_shown_as_the_strategy_sees_it(live_run):

@@ -7,6 +7,8 @@ each machine's ops/s over its own measured time.
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime
 from typing import Any, Sequence
 
@@ -85,7 +87,9 @@ def merge_sessions(sessions: Sequence[BenchSession]) -> BenchSession:
     started = min((s.started_at for s in sessions), key=_when)
     finished = max((s.finished_at or s.started_at for s in sessions), key=_when)
     stopped = next((s.stopped_early for s in sessions if s.stopped_early), "")
-    return BenchSession(first.options, first.servers, run_id=first.run_id, started_at=started, finished_at=finished,
+    processes = sum(session.options.processes for session in sessions)  # the fleet's: compare then says so
+    options = dataclasses.replace(first.options, processes=processes)
+    return BenchSession(options, first.servers, run_id=first.run_id, started_at=started, finished_at=finished,
                         interrupted=any(s.interrupted for s in sessions), results=results, stopped_early=stopped)
 
 

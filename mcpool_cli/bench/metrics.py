@@ -9,7 +9,7 @@ Metrics (labels `strategy`, `rate` (empty for a closed loop) and `run_id`):
     mcpool_ops_total{op, outcome}            measured ops, ok or failed (counter)
     mcpool_errors_total{error}               errors by class (counter)
     mcpool_latency_seconds{quantile}         the run so far: 0.5, 0.9, 0.99, 0.999 and 1 (the max)
-    mcpool_interval_latency_seconds{quantile} the last whole interval: 0.5, 0.99, 1
+    mcpool_interval_latency_seconds{quantile} the newest interval whose batches are all in: 0.5, 0.99, 1
     mcpool_interval_ops_per_second           successful ops a second over the last whole interval
     mcpool_pool_clients_in_use, mcpool_pool_waiters, mcpool_pool_clients_held   gauges, summed over workers
     mcpool_pool_clients_created_total, mcpool_pool_clients_closed_total         counters, summed over workers
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from mcpool_cli.bench.results import OPS, RunStats
+from mcpool_cli.engine.histograms import latency_summary_us
 from mcpool_cli.errors import UsageProblem
 
 LABELS = ["strategy", "rate", "run_id"]  # on every metric: a run's pods share its run id (--run-id)
@@ -158,12 +159,16 @@ class MeteredStats(RunStats):
             dict(self.errors), latency, last[0], last[1], pool))
 
     def last_whole_interval(self) -> tuple[dict[str, float], float | None]:
-        """The latency summary (s) and ops/s of the newest interval that is over; ({}, None) before one is."""
-        sealed = [index for index, interval in self.timeline.intervals.items() if interval.encoded]
-        if not sealed:
+        """The latency summary (s) and ops/s of the newest interval whose batches are all in: the one before the
+        one before the newest (an interval's last batches arrive up to a second after it ends); ({}, None) before
+        there is one."""
+        intervals = self.timeline.intervals
+        whole = [index for index in intervals if index <= max(intervals, default=0) - 2]
+        if not whole:
             return {}, None
-        interval = self.timeline.intervals[max(sealed)]
-        summary = {"0.5": interval.latency_us.get("p50"), "0.99": interval.latency_us.get("p99"),
-                   "1": interval.latency_us.get("max")}
-        return ({quantile: value / 1e6 for quantile, value in summary.items() if value is not None and
+        interval = intervals[max(whole)]
+        summary = (latency_summary_us(interval.live) if interval.live is not None and not interval.encoded
+                   else interval.latency_us)
+        picked = {"0.5": summary.get("p50"), "0.99": summary.get("p99"), "1": summary.get("max")}
+        return ({quantile: value / 1e6 for quantile, value in picked.items() if value is not None and
                  math.isfinite(value)}, round(interval.ops / self.interval_s, 1))

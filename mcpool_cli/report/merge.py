@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Sequence
 
 import click
@@ -26,8 +27,11 @@ def read_bench(path: str) -> Any:
     from mcpool_cli.kinds import RUN_SCHEMA
     from mcpool_cli.report.saved import from_data, kind_of, read_json
 
-    data = read_json(path)
-    kind = kind_of(data, path)
+    try:
+        data = read_json(path)
+        kind = kind_of(data, path)
+    except UsageProblem as exc:  # saved.py lists every schema mcpool writes; merge takes one of them
+        raise UsageProblem(re.sub(r"\(schema [^)]*\)", f"(schema {RESULT_SCHEMA})", str(exc))) from exc
     if kind is not KIND:
         what = f"a document of mcpool run ({RUN_SCHEMA})" if kind is None else f"{kind.command} results"
         raise UsageProblem(f"merge takes bench results ({RESULT_SCHEMA}); {printable(path)} is {what}")
@@ -54,6 +58,23 @@ def check_one_run(paths: Sequence[str], docs: Sequence[Any]) -> None:
         if run_list(doc.content) != run_list(first.content):
             raise UsageProblem(f"runs differ: {describe(run_list(first.content))} in {name}, "
                                f"{describe(run_list(doc.content))} in {other}; merge takes the results of one run")
+    check_windows(paths, docs)
+
+
+def check_windows(paths: Sequence[str], docs: Sequence[Any]) -> None:
+    """Each run's measured windows overlap on the wall clock: summed throughput means load at the same time."""
+    for index, run in enumerate(docs[0].content.results):
+        spans = [(doc.content.results[index].stats.started_unix, doc.content.results[index].measured_s, path)
+                 for path, doc in zip(paths, docs)]
+        if any(not start for start, _, _ in spans):
+            continue  # a file from before measure_started_unix: nothing to check against
+        latest = max(spans, key=lambda span: span[0])
+        earliest_end = min(spans, key=lambda span: span[0] + span[1])
+        if latest[0] >= earliest_end[0] + earliest_end[1]:
+            raise UsageProblem(f"{run.strategy}: {printable(latest[2])} began measuring "
+                               f"{latest[0] - earliest_end[0]:.1f} s after {printable(earliest_end[2])}, which "
+                               f"measured {earliest_end[1]:g} s: the runs never loaded the server together; start "
+                               f"them together with one --start-at")
 
 
 def option_difference(mine: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, str, str] | None:
