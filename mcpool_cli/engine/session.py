@@ -192,6 +192,28 @@ class Session:
                    results=[cls.RESULT.from_json(row) for row in data[cls.KIND.rows]])
 
 
+@dataclass
+class ProxiedSession(Session):
+    """A session whose workers reach the servers through mcpool's fault proxies (engine/proxy.py): the proxies'
+    addresses are saved with the server block, and read back."""
+
+    proxies: list[Any] = field(default_factory=list)  # FaultProxy objects, one in front of each server
+    proxy_addresses: tuple[str, ...] = ()  # their specs, as saved
+
+    def __post_init__(self) -> None:
+        if self.proxies and not self.proxy_addresses:
+            self.proxy_addresses = tuple(proxy.address.spec for proxy in self.proxies)
+
+    def to_json(self) -> dict[str, Any]:
+        document = super().to_json()
+        document["server"] = {**document["server"], "proxies": list(self.proxy_addresses)}
+        return document
+
+    @classmethod
+    def extras_from_json(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return {"proxy_addresses": tuple(str(spec) for spec in data["server"].get("proxies") or ())}
+
+
 def connect(servers: tuple[ServerAddress, ...], memory_mb: int, enter: Callable[[Any], Any], binary: bool = False,
             behaviors: tuple[tuple[str, int | str], ...] = ()) -> Servers:
     """The servers to use, checked by a socket and by pylibmc itself: the given ones, or a memcached started here

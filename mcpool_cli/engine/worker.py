@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
@@ -130,6 +131,18 @@ def drain_all(sink: queue.SimpleQueue) -> list[Any]:
             items.append(sink.get_nowait())
         except queue.Empty:
             return items
+
+
+def ship_until_done(threads: list[threading.Thread], sink: queue.SimpleQueue, merged: Callable[[list[Any]], Any],
+                    message: Callable[[Any], dict[str, Any]], interval_s: float, emitter: Emitter) -> None:
+    """The worker's main thread for the checks' loops: every `interval_s`, what the load threads put on `sink`,
+    `merged` into one batch, goes to the parent as `message(batch)`; once more after the last thread ended."""
+    while True:
+        alive = any(thread.is_alive() for thread in threads)
+        emitter.send(message(merged(drain_all(sink))))
+        if not alive:
+            return
+        time.sleep(interval_s)
 
 
 def watch_parent(stdin: BinaryIO, emitter: Emitter) -> None:

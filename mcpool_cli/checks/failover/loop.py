@@ -26,7 +26,8 @@ from mcpool_cli.engine.histograms import decode_ns, encode_ns
 from mcpool_cli.engine.pacing import Pacer, lower_timer_slack, sleep_until
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, leased_call
-from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, make_master_client, build_for, start_load_threads
+from mcpool_cli.engine.worker import (Emitter, Prepared, build_for, make_master_client, ship_until_done,
+                                      start_load_threads)
 from mcpool_cli.engine.workload import KeySpace, key_name
 
 GET_OK, SET_OK, MISS, STALE, WRONG, NOT_STORED = 0, 1, 2, 3, 4, 5
@@ -208,16 +209,16 @@ def load_failover(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> Non
     threads = start_load_threads(plan, prepared.strategy, emitter, lambda token: functools.partial(
         failover_thread, prepared.strategy, keys, token % run.threads, timing, run.workload.seed + token,
         sink.put, flush_ns, run.workload.ttl_s))
-    while True:
-        alive = any(thread.is_alive() for thread in threads)
-        total = OpBatch()
-        for batch in drain_all(sink):
-            total.add(batch)
-        emitter.send(total.to_message(start, keys.errors.names()))
-        if not alive:
-            break
-        time.sleep(run.snapshot_interval_s)
+    ship_until_done(threads, sink, merged_batch, lambda total: total.to_message(start, keys.errors.names()),
+                    run.snapshot_interval_s, emitter)
     prepared.strategy.close()
+
+
+def merged_batch(batches: list[OpBatch]) -> OpBatch:
+    total = OpBatch()
+    for batch in batches:
+        total.add(batch)
+    return total
 
 
 MODES = {"failover": (prepare_failover, load_failover)}

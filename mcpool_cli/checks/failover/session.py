@@ -4,7 +4,7 @@ nodes, while one node fails and comes back."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mcpool_cli.checks.failover.analysis import (FailoverFigures, FailoverStats, Moments, RouteProbe, Routing,
@@ -15,7 +15,7 @@ from mcpool_cli.checks.failover.kind import KIND
 from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.runner import RunListener, run_workers
-from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.session import ProxiedSession, fields_of
 from mcpool_cli.engine.workload import key_name
 
 PROBE_KEYS = 600
@@ -261,19 +261,13 @@ class FailoverCheck:
 
 
 @dataclass
-class FailoverSession(Session):
+class FailoverSession(ProxiedSession):
     """One `mcpool check-failover` invocation: each configuration in turn through the same fault."""
 
     KIND = KIND
     OPTIONS = FailoverOptions
     RESULT = FailoverCheck
     options: FailoverOptions
-    proxies: list[Any] = field(default_factory=list)  # one FaultProxy in front of each node
-    proxy_addresses: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.proxies and not self.proxy_addresses:
-            self.proxy_addresses = tuple(proxy.address.spec for proxy in self.proxies)
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.options.configs)
@@ -365,15 +359,6 @@ class FailoverSession(Session):
             maps.append({key: node for node, proxy in enumerate(self.proxies)
                          for _, key in keyed(proxy.take_seen())})
         return RouteProbe.compared(maps[0], maps[1], index)
-
-    def to_json(self) -> dict[str, Any]:
-        document = super().to_json()
-        document["server"] = {**document["server"], "proxies": list(self.proxy_addresses)}
-        return document
-
-    @classmethod
-    def extras_from_json(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return {"proxy_addresses": tuple(str(spec) for spec in data["server"].get("proxies") or ())}
 
 
 def keyed(entries: list[tuple[int, bytes]]) -> list[tuple[int, int]]:

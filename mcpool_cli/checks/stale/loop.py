@@ -29,7 +29,7 @@ from mcpool_cli.engine.histograms import decode_ns, encode_ns
 from mcpool_cli.engine.pacing import Pacer, lower_timer_slack, sleep_until
 from mcpool_cli.engine.plan import WorkerPlan
 from mcpool_cli.engine.strategies import Strategy, leased_call
-from mcpool_cli.engine.worker import Emitter, Prepared, drain_all, prepare_key_space, start_load_threads
+from mcpool_cli.engine.worker import Emitter, Prepared, prepare_key_space, ship_until_done, start_load_threads
 from mcpool_cli.engine.workload import KeySpace, classify_get
 
 SLOW_NS = 50_000_000
@@ -208,16 +208,16 @@ def load_stale(plan: WorkerPlan, prepared: Prepared, emitter: Emitter) -> None:
     threads = start_load_threads(plan, prepared.strategy, emitter, lambda token: functools.partial(
         stale_thread, prepared.strategy, prepared.space, timing, run.workload.mix, run.workload.seed + token,
         sink.put, flush_ns, run.workload.ttl_s))
-    while True:
-        alive = any(thread.is_alive() for thread in threads)
-        total = StaleBatch()
-        for batch in drain_all(sink):
-            total.add(batch)
-        emitter.send(total.to_message(start))
-        if not alive:
-            break
-        time.sleep(run.snapshot_interval_s)
+    ship_until_done(threads, sink, merged_batch, lambda total: total.to_message(start), run.snapshot_interval_s,
+                    emitter)
     prepared.strategy.close()
+
+
+def merged_batch(batches: list[StaleBatch]) -> StaleBatch:
+    total = StaleBatch()
+    for batch in batches:
+        total.add(batch)
+    return total
 
 
 MODES = {"stale": (prepare_key_space, load_stale)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mcpool_cli.checks.stale.analysis import OverTime, StaleFigures, StaleStats, analyse, interval_for
@@ -14,7 +14,7 @@ from mcpool_cli.engine.outcomes import WorkerOutcome, worst_outcome
 from mcpool_cli.engine.plan import ClientConfig, RunPlan, Workload
 from mcpool_cli.engine.runner import RunListener, run_workers
 from mcpool_cli.engine.server import EmbeddedServer
-from mcpool_cli.engine.session import Session, fields_of
+from mcpool_cli.engine.session import ProxiedSession, fields_of
 from mcpool_cli.engine.workload import build_key_space
 
 STALE_DEFAULT = ("fifo", "thread-mapped", "per-thread")
@@ -164,7 +164,7 @@ class StaleCheck:
 
 
 @dataclass
-class StaleSession(Session):
+class StaleSession(ProxiedSession):
     """One `mcpool check-stale` invocation: each strategy with each behavior set in turn, through the fault."""
 
     KIND = KIND
@@ -172,12 +172,6 @@ class StaleSession(Session):
     RESULT = StaleCheck
     options: StaleOptions
     controlled: EmbeddedServer | None = None  # restart and idle: the server mcpool started and may restart
-    proxies: list[Any] = field(default_factory=list)  # drop and freeze go through these FaultProxy objects
-    proxy_addresses: tuple[str, ...] = ()  # the proxies' specs, as saved
-
-    def __post_init__(self) -> None:
-        if self.proxies and not self.proxy_addresses:
-            self.proxy_addresses = tuple(proxy.address.spec for proxy in self.proxies)
 
     def runs(self) -> dict[str, tuple[str, str, Behaviors]]:
         """Each run's name ("strategy · variant"), with its strategy, variant and behaviors."""
@@ -260,15 +254,6 @@ class StaleSession(Session):
 
     def extras(self) -> dict[str, Any]:
         return {"stopped_early": self.stopped_early or None, "comparisons": self.comparisons()}
-
-    def to_json(self) -> dict[str, Any]:
-        document = super().to_json()
-        document["server"] = {**document["server"], "proxies": list(self.proxy_addresses)}
-        return document
-
-    @classmethod
-    def extras_from_json(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return {"proxy_addresses": tuple(str(spec) for spec in data["server"].get("proxies") or ())}
 
 
 def outage(check: StaleCheck) -> float:
